@@ -1,0 +1,151 @@
+"""Train and evaluate: seeded Keras fit with per-epoch logging, numpy metrics on the test set."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def configure_runtime(seed: int, runtime_config: dict) -> dict:
+    """Seeds, determinism and thread settings; call before the model is built.
+
+    Returns the runtime settings that are actually in effect, for the run record.
+    """
+    import keras
+    import tensorflow as tf
+
+    intra = int(runtime_config.get("intra_op_threads", 0))
+    inter = int(runtime_config.get("inter_op_threads", 0))
+    try:
+        if intra:
+            tf.config.threading.set_intra_op_parallelism_threads(intra)
+        if inter:
+            tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        pass  # TF already initialised in this process (e.g. a second run in one test session)
+    keras.utils.set_random_seed(seed)
+    deterministic = bool(runtime_config.get("deterministic", False))
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    return {
+        "deterministic": deterministic,
+        "jit_compile": bool(runtime_config.get("jit_compile", False)),
+        "eval_batch_size": int(runtime_config.get("eval_batch_size", 1024)),
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+        "backend": keras.backend.backend(),
+    }
+
+
+def make_callbacks(train_config: dict, on_epoch_end=None, has_validation: bool = True) -> list:
+    """The config's early stopping and LR decay, plus a per-epoch recorder."""
+    import keras
+
+    callbacks = [EpochRecorder(on_epoch_end)]
+    for key, factory in (("early_stopping", _early_stopping), ("lr_decay", _lr_decay)):
+        spec = train_config.get(key) or {}
+        if spec.get("enabled"):
+            monitor = spec["monitor"]
+            if monitor.startswith("val_") and not has_validation:
+                monitor = monitor[4:]  # no validation split: watch the training metric instead
+            callbacks.append(factory(keras, spec, monitor))
+    return callbacks
+
+
+def _early_stopping(keras, spec, monitor):
+    return keras.callbacks.EarlyStopping(
+        monitor=monitor, patience=spec["patience"], min_delta=spec["min_delta"],
+        restore_best_weights=spec["restore_best_weights"],
+    )
+
+
+def _lr_decay(keras, spec, monitor):
+    return keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor, factor=spec["factor"], patience=spec["patience"], min_lr=spec["min_lr"],
+    )
+
+
+def _recorder_base():
+    import keras
+
+    return keras.callbacks.Callback
+
+
+class EpochRecorder:
+    """Collects per-epoch metrics and wall time; calls `on_epoch_end(epoch, row)` after each.
+
+    Built lazily as a keras Callback subclass so importing this module stays TF-free.
+    """
+
+    def __new__(cls, on_epoch_end=None):
+        base = _recorder_base()
+
+        class _Recorder(base):
+            def __init__(self):
+                super().__init__()
+                self.rows: list[dict] = []
+                self._start = 0.0
+                self.first_step_time: float | None = None
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                if self.first_step_time is None:
+                    self.first_step_time = time.time()
+
+            def on_epoch_end(self, epoch, logs=None):
+                logs = logs or {}
+                row = {"epoch": epoch + 1, "epoch_time_s": time.perf_counter() - self._start}
+                for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+                    if key in logs:
+                        row[key] = float(logs[key])
+                lr = getattr(getattr(self.model, "optimizer", None), "learning_rate", None)
+                if lr is not None:
+                    row["learning_rate"] = float(np.asarray(lr))
+                self.rows.append(row)
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, row)
+
+        return _Recorder()
+
+
+def train_model(model, arrays: dict, train_config: dict, callbacks: list, verbose: int = 1):
+    """model.fit with the config's batch size, epochs and shuffling; returns the recorder rows."""
+    validation = None
+    if arrays.get("x_val") is not None and len(arrays["x_val"]):
+        validation = (arrays["x_val"], arrays["y_val"])
+    model.fit(
+        arrays["x_train"],
+        arrays["y_train"],
+        batch_size=train_config["batch_size"],
+        epochs=train_config["epochs"],
+        shuffle=train_config.get("shuffle", True),
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    return callbacks[0].rows
+
+
+def predict_proba(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0), dtype=np.float64)
+
+
+def score(probabilities: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy and sparse categorical cross-entropy, computed as Keras does (eps-clipped)."""
+    labels = np.asarray(labels).astype(np.int64)
+    eps = 1e-7
+    p = np.clip(probabilities[np.arange(len(labels)), labels], eps, 1.0 - eps)
+    return {
+        "accuracy": float(np.mean(np.argmax(probabilities, axis=1) == labels)),
+        "loss": float(np.mean(-np.log(p))),
+    }
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Rows are true classes, columns predicted classes."""
+    matrix = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1)
+    return matrix

@@ -1,0 +1,42 @@
+"""`mnistexp evaluate`: re-score saved models side by side."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from mnistexp.paths import default_results_dir
+
+
+@click.command("evaluate")
+@click.argument("targets", nargs=-1, required=True, metavar="RUN_DIR_OR_MODEL...")
+@click.option("--name", default="comparison", show_default=True,
+              help="Comparison name; written to results/comparisons/NAME.json.")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="MNISTEXP_DATA_DIR",
+              help="Local MNIST files instead of the download cache [env MNISTEXP_DATA_DIR].")
+@click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist"]),
+              help="Data set for bare .keras files (run folders use their own).")
+@click.option("--results-dir", type=click.Path(file_okay=False), help="Where comparisons/ goes [default: results].")
+def command(targets, name, data_dir, dataset, results_dir):
+    """Re-score saved models on the test set and compare them.
+
+    Each target is a run folder (its record says which data and preprocessing) or a
+    .keras file. Models are loaded with Keras safe mode.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from rich.table import Table
+
+    from mnistexp.evaluate import evaluate_models, resolve_models, write_comparison
+    from mnistexp.output import console
+
+    rows = evaluate_models(resolve_models(list(targets)), data_dir, dataset)
+    table = Table(title=f"comparison: {name}")
+    for column in ("model", "dataset", "n_test", "test_accuracy", "test_loss", "errors"):
+        table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
+    for row in rows:
+        table.add_row(row["model"], row["dataset"], str(row["n_test"]), f"{row['test_accuracy']:.4f}",
+                      f"{row['test_loss']:.4f}", str(row["errors"]))
+    console().print(table)
+    path = write_comparison(rows, name, results_dir or default_results_dir())
+    click.echo(f"comparison written to {path}")

@@ -1,0 +1,134 @@
+"""`mnistexp run`: train and evaluate the experiment on one platform, write its run record."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from mnistexp import adapters
+from mnistexp.paths import default_config_path, default_results_dir
+
+# Shorthand flags for the most used config keys: flag name -> config key.
+SHORTHANDS = {
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "seed": "train.seed",
+    "train_limit": "data.train_limit",
+    "validation_split": "data.validation_split",
+    "dataset": "data.dataset",
+}
+
+
+def _adapter_options():
+    """Every adapter's own click options, and which adapter each belongs to."""
+    owners: dict[str, str] = {}
+    options = []
+    for name in adapters.platform_names():
+        for option in adapters.adapter_class(name).cli_options:
+            if option.name in owners:  # shared by several adapters (e.g. --offline)
+                owners[option.name] += "," + name
+                continue
+            owners[option.name] = name
+            options.append(option)
+    return options, owners
+
+
+ADAPTER_OPTIONS, OPTION_OWNERS = _adapter_options()
+
+
+def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, flags, adapter_kwargs):
+    from mnistexp.experiment.config import load_config
+    from mnistexp.output import print_run_summary
+
+    for flag, key in SHORTHANDS.items():
+        value = flags.get(flag)
+        if value is not None:
+            overrides = [f"{key}={value}", *overrides]
+    if flags.get("deterministic"):
+        overrides = ["runtime.deterministic=true", *overrides]
+    if flags.get("early_stopping") is not None:
+        overrides = [f"train.early_stopping.enabled={str(flags['early_stopping']).lower()}", *overrides]
+    if flags.get("lr_decay") is not None:
+        overrides = [f"train.lr_decay.enabled={str(flags['lr_decay']).lower()}", *overrides]
+    config = load_config(config_path or default_config_path(), list(overrides))
+
+    own = {}
+    for key, value in adapter_kwargs.items():
+        owners = OPTION_OWNERS[key].split(",")
+        if platform in owners:
+            own[key] = value
+        elif value not in (None, False, ()):
+            raise click.UsageError(f"--{key.replace('_', '-')} applies to --platform {' / '.join(owners)} only")
+    adapter = adapters.adapter_class(platform)(**own)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
+    from mnistexp.runner import RunInterrupted, run_experiment
+
+    verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
+    tag_map = _parse_tags(tags)
+    try:
+        result = run_experiment(config, adapter, results_dir, data_dir, verbose=verbose, tags=tag_map)
+    except RunInterrupted as exc:
+        click.echo(f"Interrupted: {exc}", err=True)
+        sys.exit(130)
+    print_run_summary(result.record, result.run_dir, quiet=quiet)
+    for line in adapter.messages:
+        click.echo(line)
+
+
+def _parse_tags(items) -> dict:
+    tags = {}
+    for item in items:
+        if "=" not in item:
+            raise click.BadParameter(f"'{item}' must look like KEY=VALUE", param_hint="--tag")
+        key, value = item.split("=", 1)
+        tags[key.strip()] = value
+    return tags
+
+
+@click.command("run")
+@click.option("--platform", "-P", type=click.Choice(adapters.platform_names()), default="local",
+              show_default=True, help="Where to run and log the experiment.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Experiment config (default: ./config.yaml, else the canonical one).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config key, e.g. --set train.epochs=3 (repeatable; type-checked).")
+@click.option("--data-dir", type=click.Path(file_okay=False), envvar="MNISTEXP_DATA_DIR",
+              help="Folder with local MNIST files (IDX .gz/raw, .npz or CSV) instead of downloading "
+                   "[env MNISTEXP_DATA_DIR].")
+@click.option("--results-dir", type=click.Path(file_okay=False), default=None,
+              help="Where run folders go [default: results, env MNISTEXP_RESULTS_DIR].")
+@click.option("--epochs", type=click.IntRange(min=1), help="Shorthand for --set train.epochs=N.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Shorthand for --set train.batch_size=N.")
+@click.option("--seed", type=click.IntRange(min=0), help="Shorthand for --set train.seed=N.")
+@click.option("--train-limit", type=click.IntRange(min=1), metavar="N",
+              help="Train on the first N images only (quick runs); --set data.train_limit=N.")
+@click.option("--validation-split", type=click.FloatRange(0, 1, max_open=True),
+              help="Fraction of training images held out for validation.")
+@click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist"]), help="Data set to use.")
+@click.option("--early-stopping/--no-early-stopping", default=None,
+              help="Stop when the monitored metric stops improving (train.early_stopping.*).")
+@click.option("--lr-decay/--no-lr-decay", default=None,
+              help="Reduce the learning rate on plateaus (train.lr_decay.*).")
+@click.option("--deterministic", is_flag=True, default=False,
+              help="Bit-reproducible on the same machine (TF op determinism; slower).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag for the run record.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar; one summary line (for CI).")
+def _command(platform, config_path, overrides, data_dir, results_dir, quiet, tags, **rest):
+    """Train and evaluate the experiment on PLATFORM; write results/<run-id>/.
+
+    The run folder holds record.json (the versioned run record), history.csv,
+    model.keras, confusion_matrix.csv and PNG plots. Config keys are grouped
+    data.*, model.*, train.* and runtime.*; see config.yaml.
+    """
+    flags = {k: rest.pop(k) for k in (*SHORTHANDS, "deterministic", "early_stopping", "lr_decay")}
+    _run(platform, config_path, overrides, data_dir, results_dir or default_results_dir(), quiet, tags,
+         flags, rest)
+
+
+for _option in ADAPTER_OPTIONS:
+    _command.params.append(_option)
+
+command = _command

@@ -1,0 +1,35 @@
+"""What the CLI prints: run summaries and small tables (rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def print_run_summary(record: dict, run_dir: Path, quiet: bool = False) -> None:
+    metrics, timings = record["metrics"], record["timings"]
+    speed = record["throughput"].get("train_images_per_s")
+    if quiet:
+        console().print(
+            f"{record['run_id']}: test_accuracy={metrics['test_accuracy']:.4f} "
+            f"test_loss={metrics['test_loss']:.4f} total={timings['total_s']:.1f}s record={run_dir / 'record.json'}"
+        )
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{record['experiment']['name']} on {record['platform']}", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("test accuracy", f"{metrics['test_accuracy']:.4f}")
+    table.add_row("test loss", f"{metrics['test_loss']:.4f}")
+    table.add_row("epochs", str(metrics.get("epochs_run")))
+    table.add_row("train time", f"{timings.get('train_s', 0):.1f} s" + (f"  ({speed:,.0f} images/s)" if speed else ""))
+    table.add_row("total time", f"{timings['total_s']:.1f} s")
+    table.add_row("fingerprint", record["experiment"]["fingerprint"])
+    table.add_row("record", str(run_dir / "record.json"))
+    console().print(table)
