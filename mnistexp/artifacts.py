@@ -30,7 +30,7 @@ def write_confusion_csv(path: Path, matrix, class_names: list[str]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["true\\predicted", *class_names])
-    for name, row in zip(class_names, matrix):
+    for name, row in zip(class_names, matrix, strict=True):
         writer.writerow([name, *(int(v) for v in row)])
     write_text_atomic(path, buffer.getvalue())
 
