@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "mnistexp.commands.run",
     "mnistexp.commands.data",
     "mnistexp.commands.evaluate",
+    "mnistexp.commands.kernel",
 )
 
 
