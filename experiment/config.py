@@ -156,6 +156,9 @@ def parse_override(item: str) -> tuple[str, object]:
 def validate_config(config: dict) -> None:
     for key, (kind, _) in SPEC.items():
         value = get_path(config, key)
+        if kind in ("float", "float?") and isinstance(value, str):
+            value = _yaml11_float(value)  # PyYAML reads 1e-3 as a string (YAML 1.1)
+            _set_path(config, key, value)
         expected = _check_type(kind, value)
         if expected:
             raise ConfigError(f"config key '{key}' must be {expected}, got {value!r}")
@@ -166,6 +169,13 @@ def validate_config(config: dict) -> None:
         if kind == "float" and isinstance(value, int):
             _set_path(config, key, float(value))
     _check_layers(config["model"]["layers"])
+
+
+def _yaml11_float(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _check_type(kind, value) -> str | None:

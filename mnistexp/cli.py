@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "mnistexp.commands.data",
     "mnistexp.commands.evaluate",
     "mnistexp.commands.kernel",
+    "mnistexp.commands.compare",
+    "mnistexp.commands.diff",
 )
 
 

@@ -58,7 +58,9 @@ def run_experiment(
     data_dir: str | Path | None = None,
     verbose: int = 1,
     tags: dict | None = None,
+    extra_callbacks: list | None = None,
 ) -> RunResult:
+    """extra_callbacks: Keras callbacks appended to the run's own (e.g. Optuna pruning)."""
     from mnistexp.experiment.data import prepare_arrays
 
     t_start = time.perf_counter()
@@ -67,6 +69,10 @@ def run_experiment(
 
     t0 = time.perf_counter()
     dataset = adapter.load_data(config, data_dir)
+    if getattr(dataset, "folds", None) is not None:  # fixed splits (OpenML tasks): mnistexp.folds
+        from mnistexp.folds import run_folds
+
+        return run_folds(config, adapter, dataset, results_dir, verbose, tags, t_start, time.perf_counter() - t0)
     arrays = prepare_arrays(dataset, config["data"], config["model"]["input_shape"])
     timings = {"data_load_s": time.perf_counter() - t0}
 
@@ -77,7 +83,8 @@ def run_experiment(
     record["timings"] = timings
 
     try:
-        _train_and_evaluate(config, adapter, arrays, dataset, run_dir, record, verbose, t_start)
+        _train_and_evaluate(config, adapter, arrays, dataset, run_dir, record, verbose, t_start,
+                            extra_callbacks)
     except KeyboardInterrupt:
         _close(record, adapter, run_dir, "interrupted", "interrupted by the user (Ctrl-C)", t_start)
         raise RunInterrupted(run_dir) from None
@@ -125,7 +132,8 @@ def _initial_record(config, adapter, dataset, arrays, run_id, tags) -> dict:
     }
 
 
-def _train_and_evaluate(config, adapter, arrays, dataset, run_dir, record, verbose, t_start):
+def _train_and_evaluate(config, adapter, arrays, dataset, run_dir, record, verbose, t_start,
+                        extra_callbacks=None):
     from mnistexp import artifacts
     from mnistexp.experiment import model as model_lib
     from mnistexp.experiment import train as train_lib
@@ -147,6 +155,7 @@ def _train_and_evaluate(config, adapter, arrays, dataset, run_dir, record, verbo
         adapter.log_epoch(epoch, row)
 
     callbacks = train_lib.make_callbacks(config["train"], on_epoch_end, arrays["y_val"] is not None)
+    callbacks += list(extra_callbacks or ())
     t0 = time.perf_counter()
     train_lib.train_model(keras_model, arrays, config["train"], callbacks, verbose=verbose)
     train_s = time.perf_counter() - t0

@@ -45,14 +45,17 @@ def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, f
     for flag, key in SHORTHANDS.items():
         value = flags.get(flag)
         if value is not None:
-            overrides = [f"{key}={value}", *overrides]
+            overrides = [*overrides, f"{key}={value}"]  # a dedicated flag wins over --set
     if flags.get("deterministic"):
-        overrides = ["runtime.deterministic=true", *overrides]
+        overrides = [*overrides, "runtime.deterministic=true"]
     if flags.get("early_stopping") is not None:
-        overrides = [f"train.early_stopping.enabled={str(flags['early_stopping']).lower()}", *overrides]
+        overrides = [*overrides, f"train.early_stopping.enabled={str(flags['early_stopping']).lower()}"]
     if flags.get("lr_decay") is not None:
-        overrides = [f"train.lr_decay.enabled={str(flags['lr_decay']).lower()}", *overrides]
-    config = load_config(config_path or default_config_path(), list(overrides))
+        overrides = [*overrides, f"train.lr_decay.enabled={str(flags['lr_decay']).lower()}"]
+    from mnistexp.zoo import resolve_config_arg
+
+    config = load_config(resolve_config_arg(config_path) if config_path else default_config_path(),
+                         list(overrides))
 
     own = {}
     for key, value in adapter_kwargs.items():
@@ -91,8 +94,9 @@ def _parse_tags(items) -> dict:
 @click.command("run")
 @click.option("--platform", "-P", type=click.Choice(adapters.platform_names()), default="local",
               show_default=True, help="Where to run and log the experiment.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Experiment config (default: ./config.yaml, else the canonical one).")
+@click.option("--config", "config_path", metavar="FILE_OR_NAME",
+              help="Experiment config: a YAML file or a zoo name (canonical, bn-cnn, keras-example, "
+                   "cnn9975-lite, deep-mlp, ...; see configs/). Default: ./config.yaml, else canonical.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config key, e.g. --set train.epochs=3 (repeatable; type-checked).")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="MNISTEXP_DATA_DIR",
