@@ -30,13 +30,13 @@ class Adapter:
     # -- data access
     def load_data(self, config: dict, data_dir: str | Path | None):
         """Return an experiment.data.Dataset; default: a local folder or the verified download."""
-        from mnistexp.experiment.data import load_dataset
+        from mnistexp.experiment.datacache import load_dataset_cached
         from mnistexp.experiment.download import ensure_dataset
 
         data_config = config["data"]
         if data_dir is None:
             data_dir = ensure_dataset(data_config["dataset"])
-        return load_dataset(
+        return load_dataset_cached(
             data_dir,
             dataset=data_config["dataset"],
             verify=data_config["verify"],

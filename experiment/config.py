@@ -65,6 +65,7 @@ SPEC: dict[str, tuple] = {
     "runtime.deterministic": ("bool", False),
     "runtime.eval_batch_size": ("int", 1024),
     "runtime.jit_compile": ("bool", False),
+    "runtime.steps_per_execution": ("int", 1),
     "runtime.intra_op_threads": ("int", 0),
     "runtime.inter_op_threads": ("int", 0),
 }
@@ -81,6 +82,7 @@ RANGES = {
     "train.seed": (lambda v: v >= 0, "a non-negative integer"),
     "train.lr_decay.factor": (lambda v: 0.0 < v < 1.0, "a factor in (0, 1)"),
     "runtime.eval_batch_size": (lambda v: v > 0, "a positive integer"),
+    "runtime.steps_per_execution": (lambda v: v > 0, "a positive integer"),
     "runtime.intra_op_threads": (lambda v: v >= 0, "0 (default) or a thread count"),
     "runtime.inter_op_threads": (lambda v: v >= 0, "0 (default) or a thread count"),
 }

@@ -28,6 +28,8 @@ def build_model(model_config: dict, train_config: dict, runtime_config: dict | N
         loss=train_config["loss"],
         metrics=["accuracy"],
         jit_compile=bool(runtime_config.get("jit_compile", False)),
+        # Several batches per call into the compiled train function: less Python per step.
+        steps_per_execution=int(runtime_config.get("steps_per_execution", 1)),
     )
     return model
 

@@ -36,6 +36,21 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def process_start_time() -> float:
+    """Wall-clock time this process started (Linux /proc; else now), so imports count too."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/stat", encoding="ascii") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return boot + start_ticks / ticks
+    except (OSError, ValueError, StopIteration):
+        import time
+
+        return time.time()
+
+
 def new_run_id(platform: str) -> str:
     """Sortable by start time, unique: 20261121T081512123Z-local-3fa9c2."""
     now = _dt.datetime.now(_dt.timezone.utc)

@@ -32,6 +32,7 @@ def configure_runtime(seed: int, runtime_config: dict) -> dict:
         "deterministic": deterministic,
         "jit_compile": bool(runtime_config.get("jit_compile", False)),
         "eval_batch_size": int(runtime_config.get("eval_batch_size", 1024)),
+        "steps_per_execution": int(runtime_config.get("steps_per_execution", 1)),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "backend": keras.backend.backend(),
@@ -111,7 +112,8 @@ class EpochRecorder:
         return _Recorder()
 
 
-def train_model(model, arrays: dict, train_config: dict, callbacks: list, verbose: int = 1):
+def train_model(model, arrays: dict, train_config: dict, callbacks: list, verbose: int = 1,
+                validation_batch_size: int | None = None):
     """model.fit with the config's batch size, epochs and shuffling; returns the recorder rows."""
     validation = None
     if arrays.get("x_val") is not None and len(arrays["x_val"]):
@@ -123,6 +125,7 @@ def train_model(model, arrays: dict, train_config: dict, callbacks: list, verbos
         epochs=train_config["epochs"],
         shuffle=train_config.get("shuffle", True),
         validation_data=validation,
+        validation_batch_size=validation_batch_size,
         callbacks=callbacks,
         verbose=verbose,
     )

@@ -50,6 +50,19 @@ def write_idx_dir(folder: Path, n_train: int = 320, n_test: int = 80, gz: bool =
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Downloads and the decoded-data cache go to a temporary folder, never the user's cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("MNISTEXP_CACHE_DIR")
+    os.environ["MNISTEXP_CACHE_DIR"] = str(folder)
+    yield folder
+    if old is None:
+        os.environ.pop("MNISTEXP_CACHE_DIR", None)
+    else:
+        os.environ["MNISTEXP_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_data_dir(tmp_path_factory) -> Path:
     """A read-only-by-convention folder of tiny synthetic IDX data (do not modify it)."""

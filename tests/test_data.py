@@ -132,3 +132,16 @@ def test_real_mnist_verifies(shared_mnist):
     data = load_dataset(shared_mnist, dataset="mnist", verify=True)
     assert data.checksums == KNOWN_CHECKSUMS["mnist"]
     assert np.bincount(data.y_train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+
+
+def test_decoded_cache_returns_the_same_data_and_notices_changed_files(fresh_data_dir, tmp_path):
+    from mnistexp.experiment.datacache import load_dataset_cached
+
+    first = load_dataset_cached(fresh_data_dir, verify=True, cache_dir=tmp_path / "c")
+    assert len(list((tmp_path / "c" / "decoded").iterdir())) == 1
+    again = load_dataset_cached(fresh_data_dir, verify=True, cache_dir=tmp_path / "c")
+    assert again.checksums == first.checksums and np.array_equal(again.x_train, first.x_train)
+    path = fresh_data_dir / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes() + b"\0")  # now disagrees with SHA256SUMS
+    with pytest.raises(DataError, match="wrong checksum"):
+        load_dataset_cached(fresh_data_dir, verify=True, cache_dir=tmp_path / "c")
