@@ -12,6 +12,8 @@ import importlib
 # platform name -> "module:Class" (imported only when used)
 ADAPTERS = {
     "local": "mnistexp.adapters.local:LocalAdapter",
+    "comet": "mnistexp.adapters.comet:CometAdapter",
+    "openml": "mnistexp.adapters.openml:OpenMLAdapter",
 }
 
 

@@ -17,7 +17,13 @@ COMMAND_MODULES = (
     "mnistexp.commands.run",
     "mnistexp.commands.data",
     "mnistexp.commands.evaluate",
+    "mnistexp.commands.show",
+    "mnistexp.commands.explore",
     "mnistexp.commands.kernel",
+    "mnistexp.commands.kaggle",
+    "mnistexp.commands.codalab",
+    "mnistexp.commands.import_",
+    "mnistexp.commands.upload",
     "mnistexp.commands.compare",
     "mnistexp.commands.diff",
 )

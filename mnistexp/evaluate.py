@@ -41,6 +41,53 @@ def resolve_models(targets: list[str]) -> list[ModelEntry]:
 
 def evaluate_models(entries: list[ModelEntry], data_dir, dataset_name: str | None = None) -> list[dict]:
     """Load each model with Keras safe mode and score it on its data set's test images."""
+    return [row for row, _, _ in _score_entries(entries, data_dir, dataset_name)]
+
+
+def evaluate_ensemble(entries: list[ModelEntry], data_dir, dataset_name: str | None = None) -> list[dict]:
+    """Each member's row, then the ensemble's: the mean of the members' softmax outputs.
+
+    All members must be scored on the same test images (same data set, same test_limit);
+    the ensemble row lists its members and the best single member's accuracy for comparison.
+    """
+    import numpy as np
+
+    from mnistexp.experiment.train import score
+
+    if len(entries) < 2:
+        raise RecordError("--ensemble needs at least two runs or models")
+    scored = list(_score_entries(entries, data_dir, dataset_name))
+    first_row, _, y_test = scored[0]
+    for row, _, labels in scored[1:]:
+        if row["dataset"] != first_row["dataset"] or not np.array_equal(labels, y_test):
+            raise RecordError(
+                f"{row['model']} was scored on other test images than {first_row['model']} "
+                f"({row['dataset']}, {row['n_test']} images vs {first_row['dataset']}, {first_row['n_test']}); "
+                "ensemble members need the same data.dataset and data.test_limit"
+            )
+    mean = np.mean([probabilities for _, probabilities, _ in scored], axis=0)
+    scores = score(mean, y_test)
+    rows = [row for row, _, _ in scored]
+    for row in rows:
+        row["role"] = "member"
+    best = max(row["test_accuracy"] for row in rows)
+    rows.append({
+        "model": f"ensemble of {len(rows)}",
+        "role": "ensemble",
+        "path": "",
+        "dataset": first_row["dataset"],
+        "n_test": int(len(y_test)),
+        "test_accuracy": scores["accuracy"],
+        "test_loss": scores["loss"],
+        "errors": int(np.sum(mean.argmax(axis=1) != y_test)),
+        "members": [row["model"] for row in rows],
+        "gain_over_best_member": scores["accuracy"] - best,
+    })
+    return rows
+
+
+def _score_entries(entries: list[ModelEntry], data_dir, dataset_name: str | None = None):
+    """Yield (row, test probabilities, test labels) per model."""
     import keras
 
     from mnistexp.adapters.local import LocalAdapter
@@ -49,7 +96,6 @@ def evaluate_models(entries: list[ModelEntry], data_dir, dataset_name: str | Non
     from mnistexp.experiment.train import predict_proba, score
 
     cache: dict = {}
-    rows = []
     for entry in entries:
         config = entry.config or resolve_config({"model": {"layers": [{"type": "Flatten"}]}})
         if dataset_name:
@@ -67,7 +113,7 @@ def evaluate_models(entries: list[ModelEntry], data_dir, dataset_name: str | Non
         x_test = arrays["x_test"].reshape((len(arrays["x_test"]),) + tuple(model.input_shape[1:]))
         probabilities = predict_proba(model, x_test)
         scores = score(probabilities, arrays["y_test"])
-        rows.append({
+        yield {
             "model": entry.label,
             "path": str(entry.model_path),
             "dataset": data.name,
@@ -75,8 +121,7 @@ def evaluate_models(entries: list[ModelEntry], data_dir, dataset_name: str | Non
             "test_accuracy": scores["accuracy"],
             "test_loss": scores["loss"],
             "errors": int(round((1 - scores["accuracy"]) * len(arrays["y_test"]))),
-        })
-    return rows
+        }, probabilities, arrays["y_test"]
 
 
 def write_comparison(rows: list[dict], name: str, results_dir: Path) -> Path:

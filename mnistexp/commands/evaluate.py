@@ -18,25 +18,45 @@ from mnistexp.paths import default_results_dir
 @click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist"]),
               help="Data set for bare .keras files (run folders use their own).")
 @click.option("--results-dir", type=click.Path(file_okay=False), help="Where comparisons/ goes [default: results].")
-def command(targets, name, data_dir, dataset, results_dir):
+@click.option("--ensemble", is_flag=True,
+              help="Also average the models' softmax outputs and score that ensemble (2+ models, same test set).")
+def command(targets, name, data_dir, dataset, results_dir, ensemble):
     """Re-score saved models on the test set and compare them.
 
     Each target is a run folder (its record says which data and preprocessing) or a
-    .keras file. Models are loaded with Keras safe mode.
+    .keras file. Models are loaded with Keras safe mode. With --ensemble the mean of
+    their softmax outputs is scored too, beside each member:
+
+    \b
+      mnistexp evaluate --ensemble results/local-a results/local-b results/local-c
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from rich.table import Table
 
-    from mnistexp.evaluate import evaluate_models, resolve_models, write_comparison
+    from mnistexp.evaluate import (
+        evaluate_ensemble,
+        evaluate_models,
+        resolve_models,
+        write_comparison,
+    )
     from mnistexp.output import console
 
-    rows = evaluate_models(resolve_models(list(targets)), data_dir, dataset)
-    table = Table(title=f"comparison: {name}")
+    entries = resolve_models(list(targets))
+    if ensemble:
+        rows = evaluate_ensemble(entries, data_dir, dataset)
+    else:
+        rows = evaluate_models(entries, data_dir, dataset)
+    table = Table(title=f"{'ensemble' if ensemble else 'comparison'}: {name}")
     for column in ("model", "dataset", "n_test", "test_accuracy", "test_loss", "errors"):
         table.add_column(column, justify="left" if column in ("model", "dataset") else "right")
     for row in rows:
+        style = "bold" if row.get("role") == "ensemble" else None
         table.add_row(row["model"], row["dataset"], str(row["n_test"]), f"{row['test_accuracy']:.4f}",
-                      f"{row['test_loss']:.4f}", str(row["errors"]))
+                      f"{row['test_loss']:.4f}", str(row["errors"]), style=style)
     console().print(table)
+    if ensemble:
+        gain = rows[-1]["gain_over_best_member"]
+        click.echo(f"ensemble test accuracy {rows[-1]['test_accuracy']:.4f} "
+                   f"({gain * 100:+.2f} points vs the best member)")
     path = write_comparison(rows, name, results_dir or default_results_dir())
     click.echo(f"comparison written to {path}")

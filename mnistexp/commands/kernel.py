@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 
@@ -12,3 +14,5 @@ def command():
 
 # Each platform's generator registers its subcommand here with one line:
 #   command.add_command(importlib.import_module("mnistexp.commands.kernel_<x>").command)
+command.add_command(importlib.import_module("mnistexp.commands.kernel_kaggle").command)
+command.add_command(importlib.import_module("mnistexp.commands.kernel_codalab").command)

@@ -1,0 +1,86 @@
+"""What differs between two runs: config, data, environment, metrics, timings, platform facts."""
+
+from __future__ import annotations
+
+from mnistexp.compare.analysis import flatten_value
+from mnistexp.compare.load import field_text
+from mnistexp.compare.stats import finite
+
+# (section title, record field); fields that always differ between runs (ids, clock
+# times, artifact file names, per-epoch history) are left out: they answer nothing.
+SECTIONS = (
+    ("config", "experiment.config"),
+    ("data", "data"),
+    ("environment", "environment"),
+    ("runtime", "runtime"),
+    ("metrics", "metrics"),
+    ("timings", "timings"),
+    ("throughput", "throughput"),
+    ("run", None),
+    ("tags", "tags"),
+    ("platform_info", "platform_info"),
+)
+RUN_FIELDS = ("platform", "status", "error", "seed", "schema_version")
+
+
+def _section(record: dict, field: str | None) -> dict:
+    if field is None:
+        flat = {k: record.get(k) for k in RUN_FIELDS}
+        flat["model.params"] = (record.get("model") or {}).get("params")
+        return flat
+    value = record
+    for part in field.split("."):
+        value = (value or {}).get(part) if isinstance(value, dict) else None
+    flat: dict = {}
+    flatten_value(value or {}, "", flat)
+    return flat
+
+
+def diff_records(a: dict, b: dict, show_all: bool = False) -> dict:
+    fp_a, fp_b = a["experiment"]["fingerprint"], b["experiment"]["fingerprint"]
+    sections = []
+    for title, field in SECTIONS:
+        flat_a, flat_b = _section(a, field), _section(b, field)
+        rows = []
+        for key in sorted(set(flat_a) | set(flat_b)):
+            va, vb = flat_a.get(key), flat_b.get(key)
+            if va == vb and not show_all:
+                continue
+            delta = vb - va if finite(va) and finite(vb) else None
+            rows.append({"key": key, "a": va, "b": vb, "delta": delta, "same": va == vb})
+        if rows:
+            sections.append({"name": title, "rows": rows})
+    if fp_a == fp_b:
+        verdict = (f"Same experiment (fingerprint {fp_a}): differences come from the seed, runtime "
+                   "settings, platform or environment.")
+    else:
+        verdict = (f"Different experiments (fingerprints {fp_a} vs {fp_b}): `compare` never pools them; "
+                   "see the config and data rows below.")
+    return {"a": a["run_id"], "b": b["run_id"], "same_experiment": fp_a == fp_b,
+            "verdict": verdict, "sections": sections}
+
+
+def cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return field_text(value)
+
+
+def print_diff(result: dict, console) -> None:
+    from rich.table import Table
+
+    console.print(f"A: {result['a']}\nB: {result['b']}\n{result['verdict']}", markup=False)
+    if not result["sections"]:
+        console.print("No recorded field differs.", markup=False)
+        return
+    table = Table(show_lines=False)
+    table.add_column("field")
+    table.add_column("A", overflow="fold")
+    table.add_column("B", overflow="fold")
+    table.add_column("B − A", justify="right")
+    for section in result["sections"]:
+        table.add_row(f"[bold]{section['name']}[/bold]", "", "", "")
+        for row in section["rows"]:
+            delta = "" if row["delta"] is None else f"{row['delta']:+.6g}"
+            table.add_row("  " + row["key"], cell(row["a"]), cell(row["b"]), delta)
+    console.print(table)

@@ -1,0 +1,94 @@
+"""Entry point of the Kaggle kernel (embedded into platforms/kaggle/mnistexp_kaggle.py).
+
+Finds MNIST under /kaggle/input by searching (an MNIST data set with a labelled test
+split is preferred; else the digit-recognizer competition's train.csv, with a test split
+held out), trains the canonical experiment, writes record.json, history.csv, the model and
+plots to /kaggle/working/, and a submission.csv (ImageId,Label) when the competition's
+unlabelled test.csv is attached. MNISTEXP_KAGGLE_INPUT and MNISTEXP_KAGGLE_WORKING
+redirect the two folders (for tests and for running the file elsewhere).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from mnistexp.experiment.config import ConfigError
+from mnistexp.experiment.data import DataError, Dataset, prepare_arrays, read_csv
+from mnistexp.experiment.record import RecordError, write_text_atomic
+from mnistexp.experiment.train import predict_proba
+from mnistexp.kernels.runtime import (
+    csv_has_labels,
+    find_mnist_dirs,
+    has_labelled_test,
+    run_kernel,
+    summary_line,
+)
+
+KAGGLE_INPUT = "/kaggle/input"
+KAGGLE_WORKING = "/kaggle/working"
+COMPETITION = "digit-recognizer"
+
+
+def find_kaggle_data(input_root: Path) -> tuple[Path, Path | None]:
+    """(folder with labelled MNIST, the competition's unlabelled test.csv or None)."""
+    folders = find_mnist_dirs(input_root, max_depth=5)
+    if not folders:
+        raise DataError(
+            f"{input_root}: no MNIST data found; attach the '{COMPETITION}' competition or an MNIST "
+            "data set (IDX files, mnist.npz or train.csv/test.csv) to the kernel (Add Input)"
+        )
+    # A labelled official test split makes the run comparable with local runs on real MNIST;
+    # the competition's train.csv (test split held out) is the fallback.
+    ranked = sorted(folders, key=lambda f: (not has_labelled_test(f), f.name != COMPETITION, str(f)))
+    competition_test = None
+    for folder in sorted(folders, key=lambda f: (f.name != COMPETITION, str(f))):
+        test_csv = folder / "test.csv"
+        if (folder / "train.csv").is_file() and test_csv.is_file() and not csv_has_labels(test_csv):
+            competition_test = test_csv
+            break
+    return ranked[0], competition_test
+
+
+def write_submission(model, images: np.ndarray, config: dict, path: Path) -> int:
+    """Predict the competition's test images; write ImageId,Label (ImageId from 1)."""
+    n = len(images)
+    blank = np.zeros(n, dtype=np.uint8)
+    # The same preprocessing as training (scaling and reshape of prepare_arrays).
+    holder = Dataset(name=config["data"]["dataset"], x_train=images, y_train=blank, x_test=images, y_test=blank)
+    inputs = prepare_arrays(holder, {"normalize": config["data"]["normalize"]}, config["model"]["input_shape"])
+    labels = predict_proba(model, inputs["x_test"], config["runtime"]["eval_batch_size"]).argmax(axis=1)
+    lines = ["ImageId,Label"] + [f"{i + 1},{int(label)}" for i, label in enumerate(labels)]
+    write_text_atomic(path, "\n".join(lines) + "\n")
+    return n
+
+
+def main(config: dict, kernel_info: dict) -> int:
+    input_root = Path(os.environ.get("MNISTEXP_KAGGLE_INPUT") or KAGGLE_INPUT)
+    working = Path(os.environ.get("MNISTEXP_KAGGLE_WORKING") or KAGGLE_WORKING)
+    try:
+        data_dir, competition_test = find_kaggle_data(input_root)
+        print(f"mnistexp: training on {data_dir}" + (f"; submission for {competition_test}" if competition_test else ""))
+        test_images = read_csv(competition_test)[0] if competition_test else None
+
+        def after_evaluate(model, out_dir):
+            if test_images is None:
+                return {}
+            count = write_submission(model, test_images, config, Path(out_dir) / "submission.csv")
+            print(f"mnistexp: wrote submission.csv ({count} predictions)")
+            return {"submission": "submission.csv"}
+
+        platform_info = {
+            "input_root": str(input_root),
+            "competition": COMPETITION if competition_test else None,
+            "competition_test": str(competition_test) if competition_test else None,
+        }
+        record = run_kernel(config, "kaggle", data_dir, working, kernel_info, platform_info, after_evaluate)
+    except (ConfigError, DataError, RecordError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    print(summary_line(record, working))
+    return 0

@@ -1,0 +1,369 @@
+"""The comet platform, offline: real comet_ml SDK, no network.
+
+The offline runs write Comet's own archive format (experiment.json + messages.json + the
+uploaded files); the tests open it and check it holds what the run record holds. Server
+failures are real HTTP failures against 127.0.0.1 (a closed port, or a tiny server that
+answers 401 the way Comet does for a bad key), with the SDK's retries turned off so they
+are fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import http.server
+import json
+import socket
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tests.conftest import TINY
+
+pytest.importorskip("comet_ml")
+
+from mnistexp.cli import cli  # noqa: E402
+from mnistexp.experiment.record import read_record  # noqa: E402
+
+FAKE_KEY = "ZxQ7hK2mP9wL4vB8nR3tY6uJ1c"  # looks like a Comet key; never valid anywhere
+FAST_FAIL = {  # the SDK's own settings: no retries, so an unreachable server fails at once
+    "COMET_HTTP_SESSION_RETRY_TOTAL": "0",
+    "COMET_GET_OR_ADD_EXPERIMENT_RETRY_TOTAL": "0",
+    "COMET_GET_OR_ADD_EXPERIMENT_RETRY_STATUS": "0",
+    "COMET_GET_OR_ADD_EXPERIMENT_RETRY_CONNECT": "0",
+    "COMET_TIMEOUT_HTTP": "3",
+}
+
+
+def isolate_comet(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """No key, no config file: only what a test sets reaches comet_ml."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("COMET_API_KEY", "COMET_CONFIG", "COMET_INI", "COMET_URL_OVERRIDE", "COMET_WORKSPACE",
+                 "COMET_PROJECT_NAME", "COMET_MODE", "COMET_OFFLINE_DIRECTORY"):
+        mp.delenv(name, raising=False)
+    mp.setenv("HOME", str(home))
+    mp.chdir(home)  # Comet also reads ./.comet.config and ./.env
+    for name, value in FAST_FAIL.items():
+        mp.setenv(name, value)
+
+
+def closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/clientlib/"
+
+
+@contextlib.contextmanager
+def rejecting_server(accept_key: bool = False):
+    """A local HTTP server answering every request like Comet answers an invalid key.
+
+    accept_key: the key check (account details) succeeds, everything else fails with 500,
+    like a server that breaks down just as the experiment is created.
+    """
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def _reject(self):
+            if accept_key:
+                status, reply = (200, {"userName": "u"}) if "account-details" in self.path else (500, {"msg": "down"})
+            else:
+                status, reply = 401, {"msg": "Invalid API key", "code": 401}
+            body = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _reject
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/clientlib/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_cli(args, data_dir, results_dir, extra=()):
+    result = CliRunner().invoke(cli, [
+        "run", "--platform", *args, "--data-dir", str(data_dir), "--results-dir", str(results_dir),
+        "-q", *[f"--set={item}" for item in (*TINY, *extra)],
+    ])
+    return result
+
+
+def only_run_dir(results_dir: Path) -> Path:
+    runs = [p for p in results_dir.iterdir() if (p / "record.json").is_file()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def read_archive(path: Path) -> dict:
+    """Comet's offline archive: metadata, messages (one JSON per line) and the logged files."""
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    messages = [json.loads(line) for line in files["messages.json"].decode().splitlines() if line.strip()]
+    params, metrics, uploads, others = {}, [], [], {}
+    for message in messages:
+        payload = message["payload"]
+        if message["type"] == "parameter_msg":
+            param = payload.get("param") or payload.get("params")
+            if param["source"] == "manual":
+                params[param["paramName"]] = param["paramValue"]
+        elif message["type"] == "metric_msg":
+            metric = payload["metric"]
+            metrics.append((metric["metricName"], metric["step"], metric["epoch"], metric["metricValue"]))
+        elif message["type"] == "file_upload":
+            extra = payload["additional_params"]
+            uploads.append({"type": payload["upload_type"], "name": extra.get("fileName"),
+                            "group": extra.get("groupingName"), "data": files[payload["file_path"]]})
+        elif message["type"] == "log_other":
+            others[payload["key"]] = payload["value"]
+    return {"meta": json.loads(files["experiment.json"]), "params": params, "metrics": metrics,
+            "uploads": uploads, "others": others, "files": files}
+
+
+def flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}|{key}" if prefix else key
+        out.update(flat(value, name) if isinstance(value, dict) else {name: value})
+    return out
+
+
+@pytest.fixture(scope="module")
+def offline_run(tiny_data_dir, tmp_path_factory):
+    """One 2-epoch comet run without any key: the offline path a new user gets."""
+    base = tmp_path_factory.mktemp("comet-offline")
+    with pytest.MonkeyPatch.context() as mp:
+        isolate_comet(mp, base / "home")
+        result = run_cli(["comet"], tiny_data_dir, base / "results", ["train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(base / "results")
+    record = read_record(run_dir)
+    archive = run_dir / record["platform_info"]["offline_archive"]
+    return {"run_dir": run_dir, "record": record, "output": result.output, "archive": archive,
+            "contents": read_archive(archive), "base": base}
+
+
+def test_help_imports_neither_comet_ml_nor_tensorflow():
+    code = ("import sys; from click.testing import CliRunner; from mnistexp.cli import cli; "
+            "out = CliRunner().invoke(cli, ['run', '--help']).output; "
+            "assert '--comet-project' in out and '--offline' in out, out; "
+            "print('comet_ml' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
+
+
+def test_offline_archive_holds_what_the_record_holds(offline_run):
+    record, contents = offline_run["record"], offline_run["contents"]
+    run_dir = offline_run["run_dir"]
+    assert record["status"] == "completed"
+    assert offline_run["archive"].parent == run_dir / "comet"
+
+    # parameters: every leaf of the resolved config, same value
+    config_leaves = flat(record["experiment"]["config"])
+    for name, value in config_leaves.items():
+        assert contents["params"][name] == value, name
+    assert contents["params"]["train|epochs"] == 2
+
+    # per-epoch train/val metrics, one step per epoch, same values as the record
+    assert len(record["history"]) == 2
+    for row in record["history"]:
+        for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+            logged = [v for (n, step, epoch, v) in contents["metrics"] if n == name and step == row["epoch"]]
+            assert logged == [pytest.approx(row[name])], (name, row["epoch"])
+            assert all(epoch == step for (n, step, epoch, _) in contents["metrics"] if n == name)
+    # final test metrics
+    for name in ("test_accuracy", "test_loss"):
+        logged = [v for (n, _, _, v) in contents["metrics"] if n == name]
+        assert logged == [pytest.approx(record["metrics"][name])]
+
+    # the trained model as a model asset, byte for byte the run's model.keras
+    models = [u for u in contents["uploads"] if u["type"] == "model-element"]
+    assert [m["name"] for m in models] == ["model.keras"]
+    assert models[0]["data"] == (run_dir / "model.keras").read_bytes()
+
+    # Comet's confusion matrix equals confusion_matrix.csv
+    matrices = [json.loads(u["data"]) for u in contents["uploads"] if u["type"] == "confusion-matrix"]
+    assert len(matrices) == 1
+    with open(run_dir / "confusion_matrix.csv", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    assert matrices[0]["matrix"] == [[int(v) for v in row[1:]] for row in rows]
+    assert sum(map(sum, matrices[0]["matrix"])) == record["data"]["n_test"]
+
+    # learning-curve and confusion PNGs as images; tags and the experiment key
+    images = [u["data"] for u in contents["uploads"] if u["type"] == "visualization"]
+    assert (run_dir / "learning_curves.png").read_bytes() in images
+    fingerprint = record["experiment"]["fingerprint"]
+    assert f"fingerprint:{fingerprint}" in contents["meta"]["tags"]
+    assert "platform:comet" in contents["meta"]["tags"]
+    assert contents["meta"]["offline_id"] == record["platform_info"]["experiment_key"]
+    assert contents["others"]["mnistexp.fingerprint"] == fingerprint
+    assert contents["others"]["mnistexp.run_id"] == record["run_id"]
+
+
+def test_offline_run_says_how_to_upload_and_keeps_sdk_noise_out(offline_run):
+    output, run_dir, record = offline_run["output"], offline_run["run_dir"], offline_run["record"]
+    assert f"mnistexp upload {run_dir}" in output
+    assert str(offline_run["archive"]) in output
+    assert "COMET" not in output  # the SDK's console lines go to comet/comet-sdk.log
+    info = record["platform_info"]
+    assert info["comet_mode"] == "offline" and info["offline_reason"] == "no API key"
+    assert record["tags"]["comet_mode"] == "offline"
+    assert "finish_error" not in info and "comet_errors" not in info
+
+
+def test_unreachable_server_falls_back_offline_and_key_is_never_written(
+        tiny_data_dir, tmp_path, monkeypatch):
+    isolate_comet(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("COMET_URL_OVERRIDE", closed_port_url())
+    result = run_cli(["comet"], tiny_data_dir, tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(tmp_path / "results")
+    record = read_record(run_dir)
+    assert record["status"] == "completed" and record["metrics"]["test_accuracy"] is not None
+    info = record["platform_info"]
+    assert info["comet_mode"] == "offline"
+    assert "cannot reach the Comet server" in info["fallback_reason"]
+    assert "logged offline instead" in result.output and f"mnistexp upload {run_dir}" in result.output
+    assert (run_dir / info["offline_archive"]).is_file()
+
+    # the key is nowhere: not in any file of the run folder, not inside the archive, not printed
+    checked = 0
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert FAKE_KEY.encode() not in data, path
+            checked += 1
+            if path.suffix == ".zip":
+                with zipfile.ZipFile(path) as archive:
+                    for name in archive.namelist():
+                        assert FAKE_KEY.encode() not in archive.read(name), (path, name)
+    assert checked >= 8 and (run_dir / "comet" / "comet-sdk.log").is_file()
+    assert FAKE_KEY not in result.output
+
+
+def test_server_failing_at_experiment_creation_falls_back_offline(tiny_data_dir, tmp_path, monkeypatch):
+    isolate_comet(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+    with rejecting_server(accept_key=True) as url:
+        monkeypatch.setenv("COMET_URL_OVERRIDE", url)
+        result = run_cli(["comet"], tiny_data_dir, tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(tmp_path / "results")
+    record = read_record(run_dir)
+    assert record["status"] == "completed" and record["tags"]["comet_mode"] == "offline"
+    assert "status code 500" in record["platform_info"]["fallback_reason"]
+    contents = read_archive(run_dir / record["platform_info"]["offline_archive"])
+    assert [v for (n, _, _, v) in contents["metrics"] if n == "test_accuracy"] == [
+        pytest.approx(record["metrics"]["test_accuracy"])]
+    assert FAKE_KEY not in result.output and FAKE_KEY not in (run_dir / "record.json").read_text()
+
+
+def test_rejected_key_is_one_error_line_before_training(tiny_data_dir, tmp_path, monkeypatch):
+    isolate_comet(monkeypatch, tmp_path / "home")
+    # the key from Comet's own config file, as `comet login` writes it
+    (tmp_path / "home" / ".comet.config").write_text(f"[comet]\napi_key = {FAKE_KEY}\n")
+    with rejecting_server() as url:
+        monkeypatch.setenv("COMET_URL_OVERRIDE", url)
+        result = run_cli(["comet"], tiny_data_dir, tmp_path / "results")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: Comet at http://127.0.0.1:")
+    assert "rejected the API key" in lines[0] and "COMET_API_KEY" in lines[0] and "--offline" in lines[0]
+    assert FAKE_KEY not in result.output
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_missing_comet_ml_is_one_error_line(tiny_data_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "comet_ml", None)  # what `import comet_ml` sees when absent
+    result = run_cli(["comet"], tiny_data_dir, tmp_path / "results")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: the comet platform needs the comet_ml package; "
+        "install it with: pip install 'mnistexp[comet]' (or pip install comet-ml)"
+    ]
+    assert not (tmp_path / "results").exists()
+
+
+def test_offline_flag_wins_over_a_key(tiny_data_dir, tmp_path, monkeypatch):
+    isolate_comet(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("COMET_URL_OVERRIDE", closed_port_url())
+    result = run_cli(["comet", "--offline", "--comet-project", "digits", "--comet-workspace", "lab"],
+                     tiny_data_dir, tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    record = read_record(only_run_dir(tmp_path / "results"))
+    info = record["platform_info"]
+    assert info["offline_reason"] == "--offline given" and "fallback_reason" not in info
+    meta = read_archive(only_run_dir(tmp_path / "results") / info["offline_archive"])["meta"]
+    assert (meta["workspace"], meta["project_name"]) == ("lab", "digits")
+
+
+def test_upload_errors_are_one_line_and_leave_the_record_alone(offline_run, tmp_path, monkeypatch):
+    run_dir = offline_run["run_dir"]
+    before = (run_dir / "record.json").read_bytes()
+    isolate_comet(monkeypatch, tmp_path / "home")
+    runner = CliRunner()
+
+    result = runner.invoke(cli, ["upload", str(run_dir)])
+    assert result.exit_code == 1
+    assert result.output.strip() == (f"Error: no Comet API key: set COMET_API_KEY (or run `comet login`), "
+                                     f"then run `mnistexp upload {run_dir}` again")
+
+    monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("COMET_URL_OVERRIDE", closed_port_url())
+    result = runner.invoke(cli, ["upload", str(run_dir)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "cannot reach the Comet server" in result.output and str(offline_run["archive"]) in result.output
+
+    with rejecting_server() as url:
+        monkeypatch.setenv("COMET_URL_OVERRIDE", url)
+        result = runner.invoke(cli, ["upload", str(run_dir)])
+    assert result.exit_code == 1 and "rejected the API key" in result.output
+    assert FAKE_KEY not in result.output
+    assert (run_dir / "record.json").read_bytes() == before
+
+
+def test_upload_refuses_a_local_run(tiny_data_dir, tmp_path):
+    result = run_cli(["local"], tiny_data_dir, tmp_path / "results")
+    assert result.exit_code == 0, result.output
+    run_dir = only_run_dir(tmp_path / "results")
+    result = CliRunner().invoke(cli, ["upload", str(run_dir)])
+    assert result.exit_code == 1
+    assert result.output.strip().startswith(f"Error: {run_dir} is a local run; only comet runs")
+
+
+def test_local_and_comet_runs_of_one_config_are_one_experiment(offline_run, tiny_data_dir):
+    results = offline_run["base"] / "results"
+    result = run_cli(["local"], tiny_data_dir, results, ["train.epochs=2"])
+    assert result.exit_code == 0, result.output
+    records = {}
+    for path in results.glob("*/record.json"):
+        record = read_record(path)
+        records[record["platform"]] = record
+    assert set(records) == {"local", "comet"}
+    assert records["local"]["experiment"]["fingerprint"] == records["comet"]["experiment"]["fingerprint"]
+
+    if Path(__file__).resolve().parent.parent.joinpath("mnistexp", "commands", "compare.py").is_file():
+        out = CliRunner().invoke(cli, ["compare", str(results), "--format", "json"])
+        assert out.exit_code == 0, out.output
+        report = json.loads(out.output)
+        assert report["n_groups"] == 1
+        group = report["groups"][0]
+        assert group["fingerprint"] == records["comet"]["experiment"]["fingerprint"]
+        assert sorted(row["value"] for row in group["rows"]) == ["comet", "local"]

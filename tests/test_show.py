@@ -1,0 +1,73 @@
+"""`mnistexp show`: PNG galleries of predictions, mistakes and activations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from mnistexp.cli import cli
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_data_dir, tmp_path_factory):
+    results = tmp_path_factory.mktemp("show")
+    args = ["run", "--data-dir", str(tiny_data_dir), "--results-dir", str(results), "-q"]
+    for item in TINY:
+        args += ["--set", item]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return next(p for p in results.iterdir() if p.is_dir())
+
+
+def test_show_writes_valid_pngs_and_prints_where(run_dir, tiny_data_dir):
+    result = CliRunner().invoke(cli, ["show", str(run_dir), "--data-dir", str(tiny_data_dir), "--samples", "10"])
+    assert result.exit_code == 0, result.output
+    paths = {}
+    for kind in ("samples", "misclassified", "activations"):
+        path = run_dir / "show" / f"{kind}.png"
+        assert str(path) in result.output
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            paths[kind] = image.size
+            assert image.format == "PNG"
+            assert image.size[0] > 200 and image.size[1] > 100
+    # one row per layer (+ the input): the activation figure is taller than wide for 9 layers
+    layers = len(json.loads((run_dir / "record.json").read_text())["experiment"]["config"]["model"]["layers"])
+    assert paths["activations"][1] > layers * 60
+
+
+def test_show_fashion_uses_class_names(run_dir, tmp_path, monkeypatch):
+    import mnistexp.show as show
+
+    titles = []
+    real = show.plot_samples
+
+    def spy(path, images, labels, probabilities, names, n, title):
+        titles.extend(names)
+        return real(path, images, labels, probabilities, names, n, title)
+
+    monkeypatch.setattr(show, "plot_samples", spy)
+    # fashion-mnist test files: the synthetic images, checked by SHA256SUMS rather than published sums
+    from tests.conftest import write_idx_dir
+
+    data_dir = write_idx_dir(tmp_path / "fashion")
+    result = CliRunner().invoke(cli, ["show", str(run_dir), "--data-dir", str(data_dir), "--dataset",
+                                      "fashion-mnist", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "Ankle boot" in titles and "T-shirt/top" in titles
+    assert (tmp_path / "out" / "samples.png").stat().st_size > 1000
+
+
+def test_show_rejects_a_folder_without_record(tmp_path):
+    result = CliRunner().invoke(cli, ["show", str(tmp_path)])
+    assert result.exit_code == 1 and result.output.startswith("Error:") and "Traceback" not in result.output
+
+
+def test_show_image_index_out_of_range(run_dir, tiny_data_dir):
+    result = CliRunner().invoke(cli, ["show", str(run_dir), "--data-dir", str(tiny_data_dir), "--image", "999"])
+    assert result.exit_code == 1 and "--image 999 is out of range" in result.output
