@@ -153,6 +153,6 @@ def test_jobs_2_runs_the_same_grid_in_two_processes(tiny_data_dir, tmp_path):
     records = _records(tmp_path / "par")
     assert sorted(_params(r) for r in records) == sorted((lr, b) for lr in (0.001, 0.01) for b in (32, 64))
     assert all(r["status"] == "completed" and r["tags"]["study"] == "par" for r in records)
-    assert all(r["runtime"]["intra_op_threads"] >= 1 for r in records)
+    assert all(r["experiment"]["config"]["runtime"]["intra_op_threads"] >= 1 for r in records)  # cores / jobs
     summary = json.loads((tmp_path / "par" / "summary.json").read_text())
     assert summary["trials"]["complete"] == 4

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from mnistexp.experiment.record import (
@@ -194,13 +195,20 @@ def resolve_field(path: str) -> str:
     return ALIASES.get(path, path)
 
 
+@lru_cache(maxsize=256)
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(resolve_field(path).split("."))
+
+
 def get_field(record: dict, path: str):
     """A value by dotted path (`tags.study`, `environment.tensorflow`); config keys such as
     `train.batch_size` are looked up in experiment.config when the record has no such field."""
-    path = resolve_field(path)
+    parts = _parts(path)
+    if len(parts) == 1 and parts[0] in record:  # the common case (platform, seed): no loop
+        return record[parts[0]]
     for root in (record, record.get("experiment", {}).get("config", {})):
         value = root
-        for part in path.split("."):
+        for part in parts:
             if isinstance(value, dict) and part in value:
                 value = value[part]
             else:

@@ -93,4 +93,5 @@ def verdict(c: dict) -> str:
 
 
 def finite(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # type() rather than isinstance: bool is an int subclass but not a measurement.
+    return type(value) in (int, float) and math.isfinite(value)
