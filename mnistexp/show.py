@@ -129,7 +129,7 @@ def layer_activations(model, image) -> list[tuple[str, np.ndarray]]:
     import keras
 
     probe = keras.Model(inputs=model.inputs, outputs=[layer.output for layer in model.layers])
-    outputs = probe(image[np.newaxis].astype("float32"), training=False)
+    outputs = probe([image[np.newaxis].astype("float32")], training=False)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
     return [(layer.name, np.asarray(output)[0]) for layer, output in zip(model.layers, outputs, strict=True)]
