@@ -12,6 +12,7 @@ import importlib
 # platform name -> "module:Class" (imported only when used)
 ADAPTERS = {
     "local": "mnistexp.adapters.local:LocalAdapter",
+    "beat": "mnistexp.adapters.beat:BeatAdapter",
     "comet": "mnistexp.adapters.comet:CometAdapter",
     "openml": "mnistexp.adapters.openml:OpenMLAdapter",
 }

@@ -61,6 +61,9 @@ def run_experiment(
     extra_callbacks: list | None = None,
 ) -> RunResult:
     """extra_callbacks: Keras callbacks appended to the run's own (e.g. Optuna pruning)."""
+    external = getattr(adapter, "run_external", None)
+    if external is not None:  # the platform trains in its own executor (BEAT) and writes the record
+        return external(config, results_dir, data_dir, verbose=verbose, tags=tags)
     from mnistexp.experiment.data import prepare_arrays
 
     t_start = time.perf_counter()

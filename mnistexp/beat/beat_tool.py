@@ -73,7 +73,7 @@ def results(prefix: str, cache: str, name: str) -> dict:
 
     experiment = Experiment(prefix, name)
     if not experiment.valid:
-        raise SystemExit("experiment %s is not valid: %s" % (name, "; ".join(experiment.errors)))
+        raise SystemExit(f"experiment {name} is not valid: {'; '.join(experiment.errors)}")
     out = {}
     for block, value in experiment.setup().items():
         configuration = value["configuration"]
@@ -82,7 +82,7 @@ def results(prefix: str, cache: str, name: str) -> dict:
         path = os.path.join(cache, configuration["result"]["path"] + ".data")
         source = CachedDataSource()
         if not source.setup(path, prefix):
-            raise SystemExit("no results of block %s in the cache (%s)" % (block, path))
+            raise SystemExit(f"no results of block {block} in the cache ({path})")
         data, _, _ = source[0]
         out[block] = {k: _plain(v) for k, v in data.as_dict().items()}
     return out

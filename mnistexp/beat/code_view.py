@@ -5,8 +5,8 @@ of experiment/data.py; do not edit. Each set delivers every image of its part, i
 order, so the experiment code applies data.train_limit / test_limit exactly as a local run.
 """
 
-import gzip
-import struct
+# ruff: noqa: F821 - the IDX reader (find_idx_files, read_idx, DataError) is inserted below
+
 from collections import namedtuple
 from pathlib import Path
 
@@ -15,7 +15,9 @@ from beat.backend.python.database import View
 
 # @@IDX_READER@@
 
-Entry = namedtuple("Entry", ["position", "label"])
+# BEAT reads one field per output to find where each data unit starts and ends: `image`
+# holds the image's position in the file (unique, so every image is its own unit).
+Entry = namedtuple("Entry", ["image", "label"])
 
 
 def _files(root_folder):
@@ -44,7 +46,7 @@ class _IdxView(View):
     def get(self, output, index):
         obj = self.objs[index]
         if output == "image":
-            return {"value": self.images[obj.position]}
+            return {"value": self.images[obj.image]}
         if output == "label":
             return {"value": np.uint8(obj.label)}
         raise KeyError(output)

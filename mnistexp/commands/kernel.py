@@ -16,3 +16,4 @@ def command():
 #   command.add_command(importlib.import_module("mnistexp.commands.kernel_<x>").command)
 command.add_command(importlib.import_module("mnistexp.commands.kernel_kaggle").command)
 command.add_command(importlib.import_module("mnistexp.commands.kernel_codalab").command)
+command.add_command(importlib.import_module("mnistexp.commands.kernel_beat").command)
