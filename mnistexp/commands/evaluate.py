@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from mnistexp.paths import default_results_dir
@@ -30,7 +28,9 @@ def command(targets, name, data_dir, dataset, results_dir, ensemble):
     \b
       mnistexp evaluate --ensemble results/local-a results/local-b results/local-c
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from mnistexp.tfenv import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from rich.table import Table
 
     from mnistexp.evaluate import (

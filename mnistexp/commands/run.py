@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import click
@@ -66,7 +65,10 @@ def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, f
             raise click.UsageError(f"--{key.replace('_', '-')} applies to --platform {' / '.join(owners)} only")
     adapter = adapters.adapter_class(platform)(**own)
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out
+    if not hasattr(adapter, "run_external"):  # BEAT trains in its own process
+        from mnistexp.tfenv import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     from mnistexp.runner import RunInterrupted, run_experiment
 
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)

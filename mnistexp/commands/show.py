@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
 
@@ -26,7 +24,9 @@ def command(run_dir, data_dir, dataset, out_dir, n_samples, n_errors, image_inde
     \b
       mnistexp show results/<run-id> --data-dir ../shared/data/mnist
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from mnistexp.tfenv import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     from mnistexp.show import show_run
 
     files = show_run(run_dir, data_dir, dataset, out_dir, n_samples, n_errors, image_index)

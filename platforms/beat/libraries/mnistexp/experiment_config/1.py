@@ -66,7 +66,7 @@ SPEC: dict[str, tuple] = {
     "runtime.deterministic": ("bool", False),
     "runtime.eval_batch_size": ("int", 1024),
     "runtime.jit_compile": ("bool", False),
-    "runtime.steps_per_execution": ("int", 1),
+    "runtime.steps_per_execution": ("int", 8),
     "runtime.intra_op_threads": ("int", 0),
     "runtime.inter_op_threads": ("int", 0),
 }
