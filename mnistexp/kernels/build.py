@@ -248,10 +248,9 @@ def render_kernel(
 
     code_sections = []
     for item in extracted:
-        relative = item.path.relative_to(item.path.parents[2] if item.part.module.count(".") >= 2
-                                         else item.path.parents[1])
+        relative = source_label(item.part.module)
         what = "" if item.part.keep is None else f" ({', '.join(item.part.keep)})"
-        code_sections.append(f"# {'-' * 60} {relative.as_posix()}{what}\n\n" + "\n\n\n".join(item.chunks))
+        code_sections.append(f"# {'-' * 60} {relative}{what}\n\n" + "\n\n\n".join(item.chunks))
     code = "\n\n\n".join([EMBEDDED_SCHEMA_LOADER.strip(), *code_sections, footer.strip()]) + "\n"
     code_sha = hashlib.sha256(code.encode()).hexdigest()[:16]
     kernel_info = {**kernel_info, "code_sha256": code_sha, "generator": f"mnistexp {__version__}"}
@@ -285,6 +284,15 @@ def render_kernel(
     text = header + import_block + "\n\n" + body
     compile(text, "<kernel>", "exec")
     return text
+
+
+def source_label(module: str) -> str:
+    """The repository path of an embedded module, independent of where the checkout lives
+    (mnistexp.experiment.data -> experiment/data.py), so kernels regenerate byte-identically."""
+    parts = module.split(".")
+    if len(parts) > 1 and parts[1] in ("experiment", "adapters"):
+        parts = parts[1:]
+    return "/".join(parts) + ".py"
 
 
 def source_sha256(kernel_text: str) -> str | None:
