@@ -25,3 +25,9 @@ def test_compare_on_the_examples_groups_platforms_of_one_experiment():
     text = json.dumps(report)
     assert "957e59a982cacbe9" in text and "7482fa2850bc557a" in text
     assert "not distinguishable from seed noise" in text
+
+
+def test_example_records_list_only_files_that_are_there():
+    for path in EXAMPLES.glob("*/record.json"):
+        for name in read_record(path)["artifacts"].values():
+            assert (path.parent / name).is_file(), f"{path.parent.name} lists missing {name}"
