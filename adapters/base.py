@@ -1,31 +1,54 @@
-"""The adapter interface every platform implements: data access, logging, artifacts, finish."""
+"""The interface of a run-here platform: pre-flight, data access, logging, artifact upload, finish.
+
+An adapter is the platform's side of the one run lifecycle (experiment.lifecycle): the
+runner calls `preflight` and `load_data`, then the lifecycle calls the logging hooks in
+this order:
+
+    preflight -> load_data -> splits -> start -> log_epoch (per epoch) -> log_predictions
+    (per split) -> log_metrics -> extra_artifacts -> log_artifact (per file) -> finish
+
+`log_artifact` kinds: model, history, confusion_matrix, learning_curves_plot,
+confusion_matrix_plot, plus whatever `extra_artifacts` returned. `finish` runs for every
+status (completed, failed, interrupted) and returns facts for record['platform_info'].
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from mnistexp.experiment.hooks import RunHooks
 
 
 class AdapterError(RuntimeError):
     """A platform problem the user can fix (missing SDK, credentials, network); one line."""
 
 
-class Adapter:
-    """Reference behaviour (the local platform); subclasses override what differs.
-
-    Life cycle, driven by mnistexp.runner.run_experiment:
-      load_data -> start -> log_epoch (per epoch) -> log_metrics -> log_artifact (per file)
-      -> finish (returns platform facts stored in the record's platform_info).
-    """
+class Adapter(RunHooks):
+    """Reference behaviour (the local platform); subclasses override what differs."""
 
     name = "base"
     description = ""
-    # Extra click options for `mnistexp run` (each adapter's own flags); values arrive
-    # as keyword arguments to __init__. Options must not need the platform SDK to declare.
+    # Extra click options for `mnistexp run` (the platform's own flags); values arrive as
+    # keyword arguments to __init__. Declaring them must not need the platform SDK.
     cli_options: list = []
+    # False for a platform that trains in its own executor: it implements run_elsewhere.
+    trains_here = True
 
     def __init__(self, **options):
         self.options = options
         self.messages: list[str] = []  # lines the CLI prints after the run (e.g. how to upload)
+
+    # -- before anything is loaded or written
+    def preflight(self, config: dict, data_dir: str | Path | None) -> None:
+        """Cheap checks (SDK installed, credentials, data folder) before TensorFlow is imported
+        and before any data is loaded; raise AdapterError / DataError with one line. The
+        default checks a given --data-dir."""
+        if data_dir is not None:
+            from mnistexp.experiment.data import DataError
+
+            if not Path(data_dir).is_dir():
+                raise DataError(f"data folder {data_dir} does not exist; pass a folder with the data set "
+                                "files to --data-dir (or leave it out to download)")
 
     # -- data access
     def load_data(self, config: dict, data_dir: str | Path | None):
@@ -43,28 +66,18 @@ class Adapter:
             holdout_fraction=data_config["holdout_fraction"],
         )
 
-    # -- logging
-    def start(self, run_dir: Path, record: dict) -> None:
-        """Called once the run folder exists, before training."""
+    def splits(self, dataset) -> list:
+        """The train/test splits to run (experiment.lifecycle.single_split or fold_splits)."""
+        from mnistexp.experiment.lifecycle import single_split
 
-    def log_epoch(self, epoch: int, row: dict) -> None:
-        """Per-epoch metrics (loss, accuracy, val_loss, val_accuracy, epoch_time_s)."""
-
-    def log_metrics(self, metrics: dict, confusion=None) -> None:
-        """Final test metrics and the confusion matrix (rows true, columns predicted)."""
-
-    def log_predictions(self, fold: int, test_indices, probabilities) -> None:
-        """Class probabilities for the test rows of a fold (fold 0 for a single split)."""
-
-    # -- artifacts
-    def log_artifact(self, path: Path, kind: str) -> None:
-        """A file the run wrote: kind is model, history, confusion_matrix, plot or record."""
-
-    # -- end
-    def finish(self, record: dict) -> dict:
-        """The run is over (any status); return facts for record['platform_info']."""
-        return {}
+        return single_split(dataset)
 
     def tags(self) -> dict:
         """Extra string tags for the record."""
         return {}
+
+    # -- a platform with its own executor (trains_here = False)
+    def run_elsewhere(self, config: dict, results_dir: Path, data_dir, verbose: int = 1,
+                      tags: dict | None = None) -> tuple[Path, dict]:
+        """Run the whole experiment on the platform; return (run folder, final record)."""
+        raise NotImplementedError(f"platform {self.name} trains here; run_elsewhere is not used")

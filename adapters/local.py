@@ -8,3 +8,6 @@ from .base import Adapter
 class LocalAdapter(Adapter):
     name = "local"
     description = "this machine; results only under results/"
+
+
+ADAPTER = LocalAdapter

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent  # the checkout (git commit, platforms/)
 
 
 def default_config_path() -> Path:

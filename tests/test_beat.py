@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mnistexp.beat import prefix as beat_prefix
-from mnistexp.beat.run import BeatError, find_beat, validate_prefix
+from mnistexp.adapters.beat import prefix as beat_prefix
+from mnistexp.adapters.beat.run import BeatError, find_beat, validate_prefix
 from mnistexp.cli import cli
 from mnistexp.experiment.config import load_config
 from mnistexp.experiment.record import read_record

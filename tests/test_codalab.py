@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from mnistexp.cli import cli
 from mnistexp.experiment.config import load_config
 from mnistexp.experiment.record import read_record
-from mnistexp.kernels import codalab
+from mnistexp.adapters.codalab import kernel as codalab
 from tests.conftest import REPO, TINY, write_idx_dir
 
 PLATFORM_DIR = REPO / "platforms" / "codalab"

@@ -20,8 +20,8 @@ from mnistexp.cli import cli
 from mnistexp.experiment.config import load_config
 from mnistexp.experiment.data import idx_bytes, write_csv
 from mnistexp.experiment.record import read_record
-from mnistexp.kernels import kaggle
-from mnistexp.kernels.kaggle_entry import find_kaggle_data
+from mnistexp.adapters.kaggle import kernel as kaggle
+from mnistexp.adapters.kaggle.entry import find_kaggle_data
 from tests.conftest import REPO, TINY, synthetic_digits, write_idx_dir
 
 SECRET = "sekret-d41d8cd98f00"
@@ -207,7 +207,7 @@ def test_committed_metadata_passes_the_kaggle_package_checks():
 
 def test_push_uses_the_signed_in_user_and_leaves_the_committed_files(monkeypatch):
     api = offline_api("alice")
-    monkeypatch.setattr("mnistexp.commands.kaggle.kaggle_api", lambda: api)
+    monkeypatch.setattr("mnistexp.adapters.kaggle.api.kaggle_api", lambda: api)
     before = (REPO / "platforms" / "kaggle" / kaggle.METADATA_FILE).read_text()
     result = CliRunner().invoke(cli, ["kaggle", "push", "--kernel-dir", str(REPO / "platforms" / "kaggle")])
     assert result.exit_code == 0, result.output
@@ -250,7 +250,7 @@ class _FakePullApi:
 
 
 def test_pull_imports_the_kernel_output(kaggle_run, tmp_path, monkeypatch):
-    monkeypatch.setattr("mnistexp.commands.kaggle.kaggle_api", lambda: _FakePullApi(kaggle_run.working))
+    monkeypatch.setattr("mnistexp.adapters.kaggle.api.kaggle_api", lambda: _FakePullApi(kaggle_run.working))
     results = tmp_path / "results"
     args = ["kaggle", "pull", "tester/mnistexp-canonical", "--results-dir", str(results)]
     result = CliRunner().invoke(cli, args)
@@ -266,7 +266,7 @@ def test_pull_imports_the_kernel_output(kaggle_run, tmp_path, monkeypatch):
 
 
 def test_pull_of_a_running_kernel_waits(tmp_path, monkeypatch):
-    monkeypatch.setattr("mnistexp.commands.kaggle.kaggle_api", lambda: _FakePullApi(tmp_path, "RUNNING"))
+    monkeypatch.setattr("mnistexp.adapters.kaggle.api.kaggle_api", lambda: _FakePullApi(tmp_path, "RUNNING"))
     result = CliRunner().invoke(cli, ["kaggle", "pull", "tester/mnistexp-canonical",
                                       "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 1 and "is running; pull again" in result.output

@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from mnistexp.cli import cli
 from mnistexp.experiment.config import load_config
-from mnistexp.kernels import codalab, kaggle
+from mnistexp.adapters.codalab import kernel as codalab
+from mnistexp.adapters.kaggle import kernel as kaggle
 from mnistexp.kernels.build import KernelError, module_path, render_kernel
 from tests.conftest import REPO
 

@@ -20,21 +20,52 @@ SHORTHANDS = {
 }
 
 
-def _adapter_options():
-    """Every adapter's own click options, and which adapter each belongs to."""
-    owners: dict[str, str] = {}
-    options = []
-    for name in adapters.platform_names():
-        for option in adapters.adapter_class(name).cli_options:
-            if option.name in owners:  # shared by several adapters (e.g. --offline)
-                owners[option.name] += "," + name
-                continue
-            owners[option.name] = name
-            options.append(option)
-    return options, owners
+class PlatformCommand(click.Command):
+    """`run` with the options of the chosen platform only (each platform declares its own).
+
+    Only that platform's module is imported to parse them; `run --help` lists every
+    platform's options, and an option of another platform is refused with one line.
+    """
+
+    def parse_args(self, ctx, args):
+        wanted = platforms_for(args)
+        self.params = [p for p in self.params if not getattr(p, "mnistexp_platform", None)]
+        for name in wanted:
+            for option in adapters.adapter_class(name).cli_options:
+                if option.name not in {p.name for p in self.params}:
+                    option.mnistexp_platform = name
+                    self.params.append(option)
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            owners = option_owners(exc.option_name)
+            if owners:
+                raise click.UsageError(f"{exc.option_name} applies to --platform {' / '.join(owners)} only",
+                                       ctx=ctx) from None
+            raise
 
 
-ADAPTER_OPTIONS, OPTION_OWNERS = _adapter_options()
+def platforms_for(args: list[str]) -> list[str]:
+    """The platform named on the command line (local by default); all of them for --help."""
+    if any(a in ("--help", "-h") for a in args):
+        return adapters.platform_names(runs_here=True)
+    for i, arg in enumerate(args):
+        if arg in ("--platform", "-P") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--platform="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-P") and len(arg) > 2:
+            value = arg[2:]
+        else:
+            continue
+        return [value] if value in adapters.platform_names(runs_here=True) else []
+    return ["local"]
+
+
+def option_owners(option_name: str) -> list[str]:
+    """Which platforms declare `--option` (imports them all: only on an error path)."""
+    return [name for name in adapters.platform_names(runs_here=True)
+            if any(option_name in o.opts for o in adapters.adapter_class(name).cli_options)]
 
 
 def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, flags, adapter_kwargs):
@@ -56,19 +87,7 @@ def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, f
     config = load_config(resolve_config_arg(config_path) if config_path else default_config_path(),
                          list(overrides))
 
-    own = {}
-    for key, value in adapter_kwargs.items():
-        owners = OPTION_OWNERS[key].split(",")
-        if platform in owners:
-            own[key] = value
-        elif value not in (None, False, ()):
-            raise click.UsageError(f"--{key.replace('_', '-')} applies to --platform {' / '.join(owners)} only")
-    adapter = adapters.adapter_class(platform)(**own)
-
-    if not hasattr(adapter, "run_external"):  # BEAT trains in its own process
-        from mnistexp.tfenv import import_tensorflow_quietly
-
-        import_tensorflow_quietly()
+    adapter = adapters.adapter_class(platform)(**adapter_kwargs)
     from mnistexp.runner import RunInterrupted, run_experiment
 
     verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
@@ -76,7 +95,11 @@ def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, f
     try:
         result = run_experiment(config, adapter, results_dir, data_dir, verbose=verbose, tags=tag_map)
     except RunInterrupted as exc:
-        click.echo(f"Interrupted: {exc}", err=True)
+        message = str(exc)  # e.g. "interrupted by the user (Ctrl-C); partial record in ..."
+        click.echo(message[:1].upper() + message[1:], err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:  # before the run folder existed: nothing was written
+        click.echo("Interrupted before the run started; nothing was written.", err=True)
         sys.exit(130)
     print_run_summary(result.record, result.run_dir, quiet=quiet)
     for line in adapter.messages:
@@ -93,8 +116,8 @@ def _parse_tags(items) -> dict:
     return tags
 
 
-@click.command("run")
-@click.option("--platform", "-P", type=click.Choice(adapters.platform_names()), default="local",
+@click.command("run", cls=PlatformCommand)
+@click.option("--platform", "-P", type=click.Choice(adapters.platform_names(runs_here=True)), default="local",
               show_default=True, help="Where to run and log the experiment.")
 @click.option("--config", "config_path", metavar="FILE_OR_NAME",
               help="Experiment config: a YAML file or a zoo name (canonical, bn-cnn, keras-example, "
@@ -132,9 +155,5 @@ def _command(platform, config_path, overrides, data_dir, results_dir, quiet, tag
     flags = {k: rest.pop(k) for k in (*SHORTHANDS, "deterministic", "early_stopping", "lr_decay")}
     _run(platform, config_path, overrides, data_dir, results_dir or default_results_dir(), quiet, tags,
          flags, rest)
-
-
-for _option in ADAPTER_OPTIONS:
-    _command.params.append(_option)
 
 command = _command

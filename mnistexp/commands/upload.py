@@ -1,24 +1,27 @@
-"""`mnistexp upload RUN_DIR`: send a comet run's offline archive to Comet."""
+"""`mnistexp upload RUN_DIR [OPTIONS]`: hand a run to its platform's own `upload` subcommand."""
 
 from __future__ import annotations
 
 import click
 
+from mnistexp import adapters
 
-@click.command("upload")
+
+@click.command("upload", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--force", is_flag=True, help="Upload again even if the record says it was uploaded.")
-@click.option("--comet-workspace", default=None, metavar="NAME",
-              help="Upload into this workspace instead of the one the run was logged for.")
-@click.option("--comet-project", default=None, metavar="NAME",
-              help="Upload into this project instead of the one the run was logged for.")
-def command(run_dir, force, comet_workspace, comet_project):
-    """Upload the Comet offline archive of RUN_DIR (a `--platform comet` run).
+@click.pass_context
+def command(ctx, run_dir):
+    """Upload RUN_DIR, a run logged offline, to the platform named in its record.
 
-    Uses the SDK's own offline upload and the key Comet finds (COMET_API_KEY or
-    ~/.comet.config from `comet login`); the experiment URL is added to the run record.
+    Options after RUN_DIR go to that platform's upload (see `mnistexp comet upload --help`).
     """
-    from mnistexp.adapters.comet import upload_run
+    from mnistexp.experiment.record import read_record
 
-    for line in upload_run(run_dir, force=force, workspace=comet_workspace, project=comet_project):
-        click.echo(line)
+    platform = read_record(run_dir)["platform"]
+    group = getattr(adapters.load_platform(platform), "COMMAND", None) if platform in adapters.platforms() else None
+    upload = group.get_command(ctx, "upload") if group is not None else None
+    if upload is None:
+        raise click.ClickException(f"{run_dir}: platform '{platform}' has nothing to upload "
+                                   "(only runs logged offline are uploaded later)")
+    with upload.make_context("upload", [run_dir, *ctx.args], parent=ctx) as sub:
+        upload.invoke(sub)

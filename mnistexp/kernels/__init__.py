@@ -1,8 +1,8 @@
-"""Platform kernels: one self-contained Python file per platform, generated from experiment/.
+"""Platform kernels: one self-contained Python file per run-there platform, generated from experiment/.
 
-build.py flattens the experiment modules (their exact source) plus a platform entry
-module into one file with the resolved config embedded; kaggle.py and codalab.py add
-each platform's metadata. runtime.py, kaggle_entry.py and codalab_entry.py are the code
-that runs *inside* the kernels; they are ordinary modules here, so they are linted and
-testable, and are embedded verbatim (imports stripped) by the generator.
+build.py flattens the experiment modules (their exact source, the one run lifecycle
+included) plus a platform's entry module into one file with the resolved config
+embedded; runtime.py is the platform-neutral part that runs *inside* every kernel
+(finding the data, hardware facts, then experiment.lifecycle). Each platform's own
+entry module and metadata live with the platform, in adapters/<platform>/.
 """

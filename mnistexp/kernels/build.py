@@ -56,6 +56,8 @@ EXPERIMENT_PARTS = (
         keep=("HISTORY_COLUMNS", "write_history_csv", "write_confusion_csv", "save_model",
               "_pyplot", "save_figure", "plot_learning_curves", "plot_confusion"),
     ),
+    Part("mnistexp.experiment.hooks"),
+    Part("mnistexp.experiment.lifecycle"),
     Part("mnistexp.kernels.runtime"),
 )
 

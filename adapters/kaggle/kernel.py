@@ -117,7 +117,7 @@ it into a Kaggle notebook with the {COMPETITION} competition (or an MNIST data s
 input and internet off. It writes record.json, history.csv, model.keras, plots and
 submission.csv to /kaggle/working/; bring the run home with
 `mnistexp kaggle pull <user>/{slug}` and compare it with `mnistexp compare results/`."""
-    return render_kernel(config, "mnistexp.kernels.kaggle_entry", info, doc)
+    return render_kernel(config, "mnistexp.adapters.kaggle.entry", info, doc)
 
 
 def generate_kaggle(config: dict, out_dir: str | Path = DEFAULT_OUT, user: str = PLACEHOLDER_USER,

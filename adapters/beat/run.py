@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mnistexp.adapters.base import AdapterError
 from mnistexp.experiment import record as rec
-from mnistexp.experiment.record import utc_now, write_record
+from mnistexp.experiment.record import utc_now
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
 DEFAULT_BEAT = PROJECT_DIR / ".venv-beat" / "bin" / "beat"
@@ -83,7 +83,7 @@ def validate_prefix(beat: Path, prefix: str | Path) -> list:
 
 
 def run_beat_experiment(beat: Path, prefix: Path, cache: Path, name: str, log_path: Path,
-                        verbose: int = 1, timeout: float | None = None) -> None:
+                        verbose: int = 1, timeout: float | None = None, heartbeat=None) -> None:
     """`beat -p PREFIX -c CACHE experiments run --local NAME`; output goes to log_path."""
     cmd = [str(beat), "-p", str(prefix), "-c", str(cache), "experiments", "run", "--local", name]
     with open(log_path, "w", encoding="utf-8") as log:
@@ -96,6 +96,8 @@ def run_beat_experiment(beat: Path, prefix: Path, cache: Path, name: str, log_pa
         try:
             for line in proc.stdout:
                 log.write(line)
+                if heartbeat is not None:
+                    heartbeat()
                 if verbose:
                     sys.stdout.write("  beat | " + line)
                 if deadline is not None and time.monotonic() > deadline:
@@ -125,15 +127,15 @@ def _failure_reason(log_path: Path) -> str:
 
 def run_with_beat(config: dict, results_dir: str | Path = "results", data_dir: str | Path | None = None,
                   verbose: int = 1, tags: dict | None = None, timeout: float | None = None):
-    """The whole BEAT run; returns mnistexp.runner.RunResult (record written in the run folder)."""
-    from mnistexp.beat.prefix import build_files, experiment_id, write_prefix
+    """The whole BEAT run; returns (run folder, final record)."""
+    from mnistexp.adapters.beat.prefix import build_files, experiment_id, write_prefix
     from mnistexp.experiment.data import load_dataset
-    from mnistexp.runner import RunInterrupted, RunResult, check_writable
+    from mnistexp.experiment.hooks import RunInterrupted
+    from mnistexp.experiment.lifecycle import RecordWriter, new_record
 
     t_start = time.perf_counter()
     beat = find_beat()
     results_dir = Path(results_dir)
-    check_writable(results_dir)
     data_config = config["data"]
     if data_dir is None:
         from mnistexp.experiment.download import ensure_dataset
@@ -150,30 +152,34 @@ def run_with_beat(config: dict, results_dir: str | Path = "results", data_dir: s
     run_id = rec.new_run_id("beat")
     run_dir = results_dir / run_id
     run_dir.mkdir()
-    record = initial_record(config, dataset, run_id, tags)
-    write_record(run_dir, record)
+    record = new_record(config, "beat", dataset, None, run_id, {"executor": "local", **(tags or {})},
+                        project_dir=PROJECT_DIR)
+    writer = RecordWriter(run_dir, record)
+    writer.write()
     name = experiment_id(config)
     try:
         with tempfile.TemporaryDirectory(prefix="mnistexp-beat-") as work:
             prefix = Path(work) / "prefix"
             write_prefix(prefix, build_files(config, root_folder=str(Path(data_dir).resolve())))
             t0 = time.perf_counter()
-            run_beat_experiment(beat, prefix, Path(work) / "cache", name, run_dir / LOG_NAME, verbose, timeout)
+            run_beat_experiment(beat, prefix, Path(work) / "cache", name, run_dir / LOG_NAME, verbose, timeout,
+                                heartbeat=writer.beat)
             beat_s = time.perf_counter() - t0
             results = tool(beat, "results", str(prefix), str(Path(work) / "cache"), name)
         summary = _summary(results)
         fill_record(record, summary, dataset)
         record["timings"]["beat_s"] = beat_s
         _write_artifacts(run_dir, record, summary)
-        _close(record, run_dir, "completed", None, t_start, beat)
-    except KeyboardInterrupt:
-        _close(record, run_dir, "interrupted", "interrupted by the user (Ctrl-C)", t_start, beat)
-        raise RunInterrupted(run_dir) from None
+        _close(record, writer, "completed", None, t_start, beat)
+    except KeyboardInterrupt as exc:
+        reason = exc.reason if isinstance(exc, RunInterrupted) else "interrupted by the user (Ctrl-C)"
+        _close(record, writer, "interrupted", reason, t_start, beat)
+        raise RunInterrupted(run_dir, reason) from None
     except Exception as exc:
-        _close(record, run_dir, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        _close(record, writer, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
                t_start, beat)
         raise
-    return RunResult(run_dir, record)
+    return run_dir, record
 
 
 def _summary(results: dict) -> dict:
@@ -182,38 +188,6 @@ def _summary(results: dict) -> dict:
     except (KeyError, TypeError, json.JSONDecodeError):
         raise BeatError("BEAT's analyzer results lack the mnistexp summary; regenerate the prefix") from None
     return summary
-
-
-def initial_record(config: dict, dataset, run_id: str, tags: dict | None) -> dict:
-    """The same fields as a local run's record (mnistexp.runner), status running."""
-    all_tags = {"platform": "beat", "executor": "local", **(tags or {})}
-    return {
-        "schema_version": rec.SCHEMA_VERSION,
-        "run_id": run_id,
-        "platform": "beat",
-        "status": "running",
-        "error": None,
-        "created_at": utc_now(),
-        "finished_at": None,
-        "experiment": {
-            "name": config.get("name", "custom"),
-            "fingerprint": rec.experiment_fingerprint(config, dataset.checksums),
-            "config_hash": rec.config_hash(config),
-            "config": config,
-            "expected_test_accuracy": config.get("expected_test_accuracy"),
-        },
-        "data": dataset.summary(),
-        "seed": config["train"]["seed"],
-        "metrics": {"test_accuracy": None, "test_loss": None, "epochs_run": 0},
-        "history": [],
-        "timings": {},
-        "throughput": {"train_images_per_s": None},
-        "runtime": {},
-        "environment": rec.environment_info(project_dir=PROJECT_DIR),
-        "artifacts": {},
-        "tags": {k: str(v) for k, v in all_tags.items()},
-        "platform_info": {},
-    }
 
 
 def fill_record(record: dict, summary: dict, dataset) -> None:
@@ -262,8 +236,8 @@ def _write_artifacts(run_dir: Path, record: dict, summary: dict) -> None:
                            "beat_log": LOG_NAME}
 
 
-def _close(record: dict, run_dir: Path, status: str, error: str | None, t_start: float, beat: Path) -> None:
-    from mnistexp.beat.prefix import experiment_id
+def _close(record: dict, writer, status: str, error: str | None, t_start: float, beat: Path) -> None:
+    from mnistexp.adapters.beat.prefix import experiment_id
 
     record["status"] = status
     record["error"] = error
@@ -273,4 +247,4 @@ def _close(record: dict, run_dir: Path, status: str, error: str | None, t_start:
         executor="beat experiments run --local", beat=str(beat),
         experiment=experiment_id(record["experiment"]["config"]),
     )
-    write_record(run_dir, record)
+    writer.write()

@@ -31,7 +31,7 @@ def command(config_path, overrides, out_dir, kaggle_user, gpu, dataset_sources, 
     """
     from mnistexp.experiment.config import load_config
     from mnistexp.kernels.build import KernelError
-    from mnistexp.kernels.kaggle import DEFAULT_OUT, PLACEHOLDER_USER, generate_kaggle, resolve_user
+    from mnistexp.adapters.kaggle.kernel import DEFAULT_OUT, PLACEHOLDER_USER, generate_kaggle, resolve_user
     from mnistexp.paths import default_config_path
 
     config = load_config(config_path or default_config_path(), list(overrides))

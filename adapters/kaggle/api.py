@@ -80,7 +80,7 @@ def command():
 def push(kernel_dir, kaggle_user, timeout):
     """Upload the kernel; Kaggle starts running it at once."""
     from mnistexp.kernels.build import KernelError
-    from mnistexp.kernels.kaggle import DEFAULT_OUT, METADATA_FILE, validate_metadata
+    from mnistexp.adapters.kaggle.kernel import DEFAULT_OUT, METADATA_FILE, validate_metadata
 
     folder = Path(kernel_dir) if kernel_dir else DEFAULT_OUT
     meta_path = folder / METADATA_FILE

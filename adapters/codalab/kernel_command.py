@@ -32,7 +32,7 @@ def command(config_path, overrides, out_dir, docker_image, cpus, gpus, memory, d
     """
     from mnistexp.experiment.config import load_config
     from mnistexp.kernels.build import KernelError
-    from mnistexp.kernels.codalab import DEFAULT_OUT, default_settings, generate_codalab
+    from mnistexp.adapters.codalab.kernel import DEFAULT_OUT, default_settings, generate_codalab
     from mnistexp.paths import default_config_path
 
     config = load_config(config_path or default_config_path(), list(overrides))

@@ -3,7 +3,7 @@
 The codalab CLI cannot be installed next to TensorFlow on Python 3.11, so it is never
 imported: `cl` runs as a subprocess (install it in its own virtualenv or with pipx and
 put it on PATH; README "Run on CodaLab"). The argument lists come from
-mnistexp.kernels.codalab, the same that wrote platforms/codalab/commands.sh.
+mnistexp.adapters.codalab.kernel, the same that wrote platforms/codalab/commands.sh.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def run_cl(argv: list[str], echo: bool = True) -> str:
 
 
 def bundle_uuid(output: str, argv: list[str]) -> str:
-    from mnistexp.kernels.codalab import UUID_RE
+    from mnistexp.adapters.codalab.kernel import UUID_RE
 
     found = UUID_RE.findall(output)
     if not found:
@@ -75,7 +75,7 @@ def command():
 def submit(data_dir, data_bundle, kernel_dir, worksheet, dry_run):
     """Upload the data and the kernel, and start the run bundle."""
     from mnistexp.kernels.build import KernelError
-    from mnistexp.kernels.codalab import (
+    from mnistexp.adapters.codalab.kernel import (
         CODE_FILE,
         DEFAULT_OUT,
         cl_run,
@@ -134,7 +134,7 @@ def pull(bundle, results_dir):
     """Download a finished run bundle and import its run record into results/."""
     from mnistexp.experiment.record import RecordError
     from mnistexp.importer import describe, find_records, import_records
-    from mnistexp.kernels.codalab import cl_download, cl_state
+    from mnistexp.adapters.codalab.kernel import cl_download, cl_state
 
     if bundle.startswith("-") or not bundle.strip():
         raise click.BadParameter("must be a bundle uuid or name", param_hint="BUNDLE")

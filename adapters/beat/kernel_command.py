@@ -6,8 +6,7 @@ from pathlib import Path
 
 import click
 
-from mnistexp.paths import default_config_path
-from mnistexp.runner import PROJECT_DIR
+from mnistexp.paths import PROJECT_DIR, default_config_path
 
 DEFAULT_OUT = PROJECT_DIR / "platforms" / "beat"
 
@@ -28,7 +27,7 @@ def command(config_path, overrides, out_dir, check):
     Run it with BEAT's executor (in the BEAT virtualenv; see README):
       mnistexp run --platform beat --data-dir ../shared/data/mnist
     """
-    from mnistexp.beat.prefix import build_files, experiment_id, stale_files, write_prefix
+    from mnistexp.adapters.beat.prefix import build_files, experiment_id, stale_files, write_prefix
     from mnistexp.experiment.config import load_config
 
     config = load_config(config_path or default_config_path(), list(overrides))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistexp.kernels.build import KernelError, render_kernel, write_files
-from mnistexp.kernels.kaggle import slugify
+from mnistexp.adapters.kaggle.kernel import slugify
 
 CODE_FILE = "mnistexp_codalab.py"
 METADATA_FILE = "codalab.json"
@@ -184,7 +184,7 @@ Run it as a CodaLab run bundle with the MNIST folder mounted as ./{settings.data
 (platforms/codalab/{COMMANDS_FILE} has the exact `cl upload` / `cl run` lines, and
 `mnistexp codalab submit` runs them). It writes record.json, history.csv, model.keras and
 plots into the bundle; bring the run home with `mnistexp codalab pull <bundle>`."""
-    return render_kernel(config, "mnistexp.kernels.codalab_entry", info, doc)
+    return render_kernel(config, "mnistexp.adapters.codalab.entry", info, doc)
 
 
 def generate_codalab(config: dict, out_dir: str | Path = DEFAULT_OUT,
