@@ -12,6 +12,7 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
+import zlib
 from pathlib import Path
 
 from .data import IDX_NAMES, KNOWN_CHECKSUMS, PARTS, DataError
@@ -74,7 +75,7 @@ def gz_content_sha256(path: Path) -> str | None:
         with gzip.open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):  # a damaged cached file: fetch it again
         return None
     return digest.hexdigest()
 

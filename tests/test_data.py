@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from mnistexp.experiment.data import (
+    IDX_NAMES,
     KNOWN_CHECKSUMS,
     DataError,
+    check_data_dir,
     content_sha256,
     idx_bytes,
     load_dataset,
@@ -145,3 +147,165 @@ def test_decoded_cache_returns_the_same_data_and_notices_changed_files(fresh_dat
     path.write_bytes(path.read_bytes() + b"\0")  # now disagrees with SHA256SUMS
     with pytest.raises(DataError, match="wrong checksum"):
         load_dataset_cached(fresh_data_dir, verify=True, cache_dir=tmp_path / "c")
+
+
+# ---------------------------------------------------------------- hostile files (issue 13)
+
+
+@pytest.mark.parametrize("position", [20, 40, "middle", -6])
+def test_gzip_with_flipped_bytes_is_one_line_naming_the_file(fresh_data_dir, position):
+    path = fresh_data_dir / (IDX_NAMES["train_images"] + ".gz")
+    data = bytearray(path.read_bytes())
+    at = len(data) // 2 if position == "middle" else position
+    data[at] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataError) as info:
+        load_dataset(fresh_data_dir, verify=False)
+    message = str(info.value)
+    assert message.startswith(str(path)) and "corrupt or truncated gzip file; download it again" in message
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.95, 30])
+def test_truncated_npz_is_one_line(tmp_path, keep):
+    images, labels = synthetic_digits(200)
+    path = tmp_path / "mnist.npz"
+    np.savez_compressed(path, x_train=images, y_train=labels, x_test=images[:50], y_test=labels[:50])
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep) if keep < 1 else keep])
+    with pytest.raises(DataError) as info:
+        load_dataset(tmp_path, verify=False)
+    assert str(info.value).startswith(f"{path}: not a readable .npz file")
+    assert "again" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_non_utf8_sha256sums_is_one_line(fresh_data_dir):
+    (fresh_data_dir / "SHA256SUMS").write_bytes(b"\xff\xfe\x00garbage\x80\n")
+    with pytest.raises(DataError, match=r"SHA256SUMS: not a text file; write it with `sha256sum"):
+        load_dataset(fresh_data_dir)
+    assert load_dataset(fresh_data_dir, verify=False).name == "mnist"  # verify=false ignores it
+
+
+def test_sha256sums_cannot_reach_outside_the_folder(fresh_data_dir, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    with open(fresh_data_dir / "SHA256SUMS", "a") as f:
+        f.write(f"{'0' * 64}  ../secret.txt\n")
+    with pytest.raises(DataError, match=r"lists '../secret.txt', outside the data folder"):
+        load_dataset(fresh_data_dir)
+
+
+@pytest.mark.parametrize("part", ["train_labels", "test_labels"])
+def test_label_out_of_range_without_verification_names_the_file(tmp_path, part):
+    folder = write_idx_dir(tmp_path / "data", sums=False)
+    path = folder / (IDX_NAMES[part] + ".gz")
+    labels = read_idx(path).copy()
+    labels[[3, 7]] = (12, 255)
+    path.write_bytes(gzip.compress(idx_bytes(labels)))
+    with pytest.raises(DataError) as info:
+        load_dataset(folder, verify=False)
+    assert str(info.value) == (f"{path}: 2 label(s) out of range (largest 255); mnist has 10 classes, so labels "
+                               "must be 0..9; fix the file or use the official mnist files")
+
+
+# ---------------------------------------------------------------- check_data_dir: the cheap pre-flight
+
+
+def test_check_data_dir_accepts_every_format(tiny_data_dir, tmp_path):
+    assert check_data_dir(tiny_data_dir, "mnist") == "idx"
+    data = load_dataset(tiny_data_dir)
+    np.savez(tmp_path / "mnist.npz", x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+             y_test=data.y_test)
+    assert check_data_dir(tmp_path, "fashion-mnist") == "npz"  # unknown labels: full check decides later
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    write_csv(csv_dir / "train.csv", data.x_train, data.y_train)
+    write_csv(csv_dir / "test.csv", data.x_test, data.y_test)
+    assert check_data_dir(csv_dir, "mnist") == "csv"
+
+
+@pytest.mark.parametrize(
+    "setup, fragment",
+    [
+        ("missing", "does not exist; pass a folder with the MNIST files to --data-dir"),
+        ("file", "is a file; pass the folder that holds it to --data-dir"),
+        ("empty", "no MNIST files found; expected the four IDX files"),
+        ("partial", "IDX files missing: t10k-labels-idx1-ubyte[.gz]"),
+        ("not-idx", "train-images-idx3-ubyte.gz: not an IDX file (gzip or raw); download it again"),
+        ("bad-gz-labels", "t10k-labels-idx1-ubyte.gz: corrupt or truncated gzip file"),
+        ("not-npz", "mnist.npz: not a .npz file (no zip header)"),
+        ("bad-sums", "SHA256SUMS: not a text file"),
+    ],
+)
+def test_check_data_dir_refuses_unusable_folders(tmp_path, setup, fragment):
+    folder = tmp_path / "data"
+    if setup == "missing":
+        pass
+    elif setup == "file":
+        folder.write_text("x")
+    elif setup == "empty":
+        folder.mkdir()
+        (folder / "notes.txt").write_text("x")
+    elif setup == "not-npz":
+        folder.mkdir()
+        (folder / "mnist.npz").write_text("x_train,y_train\n")
+    else:
+        write_idx_dir(folder)
+        if setup == "partial":
+            (folder / (IDX_NAMES["test_labels"] + ".gz")).unlink()
+        elif setup == "not-idx":
+            (folder / (IDX_NAMES["train_images"] + ".gz")).write_text("<html>404</html>")
+        elif setup == "bad-gz-labels":
+            path = folder / (IDX_NAMES["test_labels"] + ".gz")
+            path.write_bytes(path.read_bytes()[:30])
+        elif setup == "bad-sums":
+            (folder / "SHA256SUMS").write_bytes(b"\xff\xfe")
+    with pytest.raises(DataError) as info:
+        check_data_dir(folder, "mnist")
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def _real_test_labels(folder):
+    return read_idx(folder / (IDX_NAMES["test_labels"] + ".gz"))
+
+
+@pytest.mark.parametrize("fmt", ["idx", "npz", "csv"])
+def test_check_data_dir_names_the_data_set_the_files_really_are(shared_mnist, tmp_path, fmt):
+    """Real MNIST labels (the images are placeholders: only the labels are read) passed as Fashion-MNIST."""
+    labels = _real_test_labels(shared_mnist)
+    images = np.zeros((len(labels), 28, 28), np.uint8)
+    folder = tmp_path / fmt
+    if fmt == "idx":
+        write_idx_dir(folder, n_train=20, n_test=20, sums=False)
+        (folder / (IDX_NAMES["test_labels"] + ".gz")).write_bytes(
+            (shared_mnist / (IDX_NAMES["test_labels"] + ".gz")).read_bytes())
+    elif fmt == "npz":
+        folder.mkdir()
+        np.savez_compressed(folder / "data.npz", x_train=images[:5], y_train=labels[:5], x_test=images, y_test=labels)
+    else:
+        folder.mkdir()
+        write_csv(folder / "train.csv", images[:5], labels[:5])
+        write_csv(folder / "test.csv", images, labels, header=False)
+    with pytest.raises(DataError) as info:
+        check_data_dir(folder, "fashion-mnist")
+    assert str(info.value).endswith("these are the MNIST files, not Fashion-MNIST; pass --dataset mnist "
+                                    "(or --set data.dataset=mnist)")
+    assert check_data_dir(folder, "mnist") == fmt
+
+
+def test_check_data_dir_on_the_real_folders(shared_mnist):
+    fashion = shared_mnist.parent / "fashion-mnist"
+    if not fashion.is_dir():
+        pytest.skip("no Fashion-MNIST copy")
+    assert check_data_dir(fashion, "fashion-mnist") == "idx"
+    with pytest.raises(DataError, match="these are the Fashion-MNIST files, not MNIST; pass --dataset fashion-mnist"):
+        check_data_dir(fashion, "mnist")
+
+
+def test_check_data_dir_does_not_import_tensorflow(tiny_data_dir):
+    import subprocess
+    import sys
+
+    code = ("import sys; from mnistexp.experiment.data import check_data_dir; "
+            f"check_data_dir({str(tiny_data_dir)!r}, 'mnist'); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -117,3 +117,15 @@ def test_data_download_with_no_network_is_one_clear_line(tmp_path, monkeypatch, 
     assert result.exit_code == 1
     assert result.output.strip().startswith("Error: could not download train-images-idx3-ubyte.gz")
     assert "--data-dir" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("position", [20, -6])
+def test_damaged_cached_gzip_counts_as_missing(tmp_path, position):
+    """Flipped bytes (zlib.error or a CRC error) mean: fetch the file again, not a traceback."""
+    import gzip
+
+    path = tmp_path / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(gzip.compress(bytes(range(256)) * 40, mtime=0))
+    data[position] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert gz_content_sha256(path) is None
