@@ -4,6 +4,11 @@ A record is validated against the run-record schema before anything is written; 
 lands in results/<run_id>/ (record.json plus the artifact files the record lists), staged
 in a hidden folder and renamed into place, so a failed import leaves nothing behind.
 Importing the same run again is a no-op; a different run under an existing id is refused.
+
+A downloaded folder is untrusted: symbolic links (and anything else that is not a plain
+file inside it) are skipped with a warning, never followed, so a `history.csv` that
+points at ~/.kaggle/kaggle.json cannot copy a secret into results/. Records are read with
+the one strict reader, experiment.record.read_record, as compare and diff read them.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,27 +37,48 @@ class Imported:
     status: str = "imported"  # or "already present"
     copied: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # files skipped, for `Warning:` lines
 
 
-def find_records(path: str | Path) -> list[Path]:
-    """The record files PATH names: the file itself, PATH/record.json, or record.json files below."""
+def find_records(path: str | Path, warnings: list | None = None) -> list[Path]:
+    """The record files PATH names: the file itself, PATH/record.json, or record.json files below.
+
+    A record.json inside the folder that is a symbolic link is skipped (with a line added to
+    `warnings`): only a file the user named directly is followed.
+    """
     path = Path(path)
+    warnings = warnings if warnings is not None else []
     if not path.exists():
         raise RecordError(f"{path}: no such file or folder; pass a record.json or the folder a kernel wrote")
     if path.is_file():
         return [path]
-    if (path / RECORD_NAME).is_file():
-        return [path / RECORD_NAME]
     found = []
-    for folder, subdirs, files in os.walk(path):
+    skipped = []
+    for folder, subdirs, files in os.walk(path):  # does not descend into linked folders
         depth = len(Path(folder).relative_to(path).parts)
         subdirs[:] = sorted(d for d in subdirs if not d.startswith(".")) if depth < MAX_SEARCH_DEPTH else []
         if RECORD_NAME in files:
-            found.append(Path(folder) / RECORD_NAME)
+            candidate = Path(folder) / RECORD_NAME
+            if _plain_file(candidate):
+                found.append(candidate)
+            else:
+                skipped.append(candidate)
+                warnings.append(f"{candidate} is a link or not a plain file; skipped (not followed)")
+        if depth == 0 and found:
+            break  # PATH/record.json: PATH is one run's folder
     if not found:
-        raise RecordError(f"{path}: no {RECORD_NAME} in this folder or below; pass a run record or the "
+        hint = f" (only links, not followed: {skipped[0]}; copy the real files in)" if skipped else ""
+        raise RecordError(f"{path}: no {RECORD_NAME} in this folder or below{hint}; pass a run record or the "
                           "output folder a kernel wrote")
     return sorted(found)
+
+
+def _plain_file(path: Path) -> bool:
+    """A regular file, not a symbolic link (lstat: the link itself is looked at)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _comparable(record: dict) -> dict:
@@ -75,7 +102,8 @@ def import_records(
     results_dir = Path(results_dir)
     plans = []
     seen = {}
-    for record_path in find_records(path):
+    warnings: list[str] = []
+    for record_path in find_records(path, warnings):
         record = read_record(record_path)  # schema-checked; a foreign file fails here
         run_id = record["run_id"]
         if not RUN_ID_RE.match(run_id) or run_id in (".", ".."):
@@ -100,8 +128,8 @@ def import_records(
         source_dir = record_path.parent
         if (target / RECORD_NAME).is_file():
             try:
-                existing = json.loads((target / RECORD_NAME).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                existing = read_record(target / RECORD_NAME)
+            except RecordError:
                 existing = None
             if existing is not None and _comparable(existing) == _comparable(record):
                 done.append(Imported(run_id, target, existing, record_path, status="already present"))
@@ -111,6 +139,8 @@ def import_records(
         if target.exists():
             raise RecordError(f"{target} exists but holds no {RECORD_NAME}; move it away and import again")
         done.append(_copy_run(record, source_dir, target, extra_files, record_path))
+    if done and warnings:
+        done[0].warnings[:0] = warnings
     return done
 
 
@@ -122,17 +152,18 @@ def _copy_run(record: dict, source_dir: Path, target: Path, extra_files, record_
             if Path(name).name != name or name in (".", "..", RECORD_NAME):
                 raise RecordError(f"{record_path}: artifact {kind} {name!r} is not a plain file name")
             src = source_dir / name
-            if src.is_file():
-                shutil.copy2(src, staging / name)
-                result.copied.append(name)
-            else:
+            if not os.path.lexists(src):
                 result.missing.append(name)
+            elif _copy_plain_file(src, staging / name, result):
+                result.copied.append(name)
         for extra in extra_files:
             extra = Path(extra)
-            if extra.is_file() and not (staging / extra.name).exists() and extra.name != RECORD_NAME:
-                shutil.copy2(extra, staging / extra.name)
-                result.copied.append(extra.name)
+            if os.path.lexists(extra) and not (staging / extra.name).exists() and extra.name != RECORD_NAME:
+                if _copy_plain_file(extra, staging / extra.name, result):
+                    result.copied.append(extra.name)
         write_json_atomic(staging / RECORD_NAME, record)
+        # mkdtemp makes the folder 0700; an imported run is as readable as one run here
+        os.chmod(staging, 0o777 & ~_umask())
         os.replace(staging, target)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -141,6 +172,39 @@ def _copy_run(record: dict, source_dir: Path, target: Path, extra_files, record_
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result
+
+
+def _copy_plain_file(src: Path, dst: Path, result: Imported) -> bool:
+    """Copy src if it is a regular file and not a link; else add a warning and return False.
+
+    The file is opened with O_NOFOLLOW and checked on the open descriptor, so a link swapped
+    in after the check is not followed either. The copy gets the usual mode (0644 under the
+    default umask), not the downloaded file's.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(src, flags)
+    except OSError:
+        if os.path.islink(src):
+            result.warnings.append(f"{src} is a symbolic link; skipped (links are not followed on import)")
+            return False
+        raise
+    with os.fdopen(fd, "rb") as source:
+        info = os.fstat(source.fileno())
+        if os.path.islink(src) or not stat.S_ISREG(info.st_mode):
+            result.warnings.append(f"{src} is a link or not a plain file; skipped")
+            return False
+        with open(dst, "xb") as out:
+            shutil.copyfileobj(source, out)
+    os.chmod(dst, 0o666 & ~_umask())
+    os.utime(dst, ns=(info.st_atime_ns, info.st_mtime_ns))
+    return True
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def describe(item: Imported) -> str:

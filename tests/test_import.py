@@ -104,7 +104,7 @@ def test_a_different_run_under_an_existing_id_is_refused(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (json.dumps({"id": "alice/mnistexp-canonical", "title": "mnistexp canonical"}), "not a run record (no schema_version)"),
-    ('{"schema_version": 1, "run_id": ', "malformed JSON"),
+    ('{"schema_version": 1, "run_id": ', "JSON (line 1"),
     (json.dumps({**make_record("x"), "schema_version": 99}), "newer than this mnistexp reads"),
     (json.dumps({**make_record("x"), "metrics": {"test_accuracy": 1.5, "test_loss": 0.1}}),
      "invalid run record at metrics/test_accuracy"),
@@ -124,7 +124,7 @@ def test_one_broken_record_imports_nothing(tmp_path):
     (tmp_path / "all" / "b").mkdir()
     (tmp_path / "all" / "b" / "record.json").write_text("not json")
     result = invoke(tmp_path / "all", "--results-dir", tmp_path / "results")
-    assert result.exit_code == 1 and "malformed JSON" in result.output
+    assert result.exit_code == 1 and "b/record.json" in result.output and "JSON" in result.output
     assert not (tmp_path / "results").exists()
 
 
@@ -144,3 +144,111 @@ def test_artifact_names_cannot_escape_the_run_folder(tmp_path):
 def test_nothing_to_import_says_what_to_pass(tmp_path, make, message):
     result = invoke(make(tmp_path), "--results-dir", tmp_path / "results")
     assert result.exit_code == 1 and message in result.output
+
+
+# ---------------------------------------------------------------- hostile downloads (issue 13)
+
+SECRET = "kaggle-key-0123456789abcdef-SECRET"
+
+
+def _all_text_under(folder: Path) -> str:
+    return "".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("linked", ["history.csv", "submission.csv"])
+def test_a_linked_artifact_is_skipped_with_a_warning_and_never_copied(tmp_path, linked):
+    secret = tmp_path / "home" / ".kaggle" / "kaggle.json"
+    secret.parent.mkdir(parents=True)
+    secret.write_text(json.dumps({"username": "alice", "key": SECRET}))
+    source = write_output(tmp_path / "download", make_record("run-link"))
+    (source / linked).unlink()
+    (source / linked).symlink_to(secret)
+    results = tmp_path / "results"
+    result = invoke(source, "--results-dir", results)
+    assert result.exit_code == 0, result.output
+    assert f"Warning: {source / linked} is a symbolic link; skipped" in result.output
+    assert not (results / "run-link" / linked).exists()
+    assert (results / "run-link" / "record.json").is_file()
+    assert SECRET not in _all_text_under(results)
+
+
+def test_a_link_to_a_file_inside_the_folder_is_skipped_too(tmp_path):
+    """Anything that is a link is refused: it could be re-pointed outside between check and copy."""
+    source = write_output(tmp_path / "download", make_record("run-inner"))
+    (source / "history.csv").unlink()
+    (source / "history.csv").symlink_to(source / "submission.csv")
+    result = invoke(source, "--results-dir", tmp_path / "results")
+    assert result.exit_code == 0 and "history.csv is a symbolic link; skipped" in result.output
+    assert sorted(p.name for p in (tmp_path / "results" / "run-inner").iterdir()) == ["record.json", "submission.csv"]
+
+
+def test_a_linked_record_inside_a_folder_is_not_followed(tmp_path):
+    outside = write_output(tmp_path / "elsewhere", make_record("run-outside"))
+    source = tmp_path / "download"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "record.json").symlink_to(outside / "record.json")
+    (source / "linked-dir").symlink_to(outside, target_is_directory=True)
+    result = invoke(source, "--results-dir", tmp_path / "results")
+    assert result.exit_code == 1
+    assert "no record.json in this folder or below (only links, not followed: " in result.output
+    assert "sub/record.json; copy the real files in)" in result.output
+    assert not (tmp_path / "results" / "run-outside").exists()
+
+
+def test_a_fifo_artifact_does_not_hang_the_import(tmp_path):
+    import os
+
+    source = write_output(tmp_path / "download", make_record("run-fifo"))
+    (source / "history.csv").unlink()
+    os.mkfifo(source / "history.csv")
+    result = invoke(source, "--results-dir", tmp_path / "results")
+    assert result.exit_code == 0 and "history.csv is a link or not a plain file; skipped" in result.output
+
+
+def test_imported_folders_and_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    source = write_output(tmp_path / "download", make_record("run-perm"))
+    (source / "history.csv").chmod(0o600)
+    old = os.umask(0o022)
+    try:
+        result = invoke(source, "--results-dir", tmp_path / "results")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "results" / "run-perm"
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in run_dir.iterdir()} == {
+        "record.json": 0o644, "history.csv": 0o644, "submission.csv": 0o644}
+
+
+def test_import_reads_records_with_the_strict_reader(tmp_path, monkeypatch):
+    """One reader for import, compare and diff: what it refuses, import refuses the same way."""
+    import mnistexp.importer as importer
+    from mnistexp.experiment import record as record_module
+
+    assert importer.read_record is record_module.read_record
+    calls = []
+    monkeypatch.setattr(importer, "read_record", lambda path: calls.append(path) or record_module.read_record(path))
+    source = write_output(tmp_path / "download", make_record("run-strict"))
+    assert invoke(source, "--results-dir", tmp_path / "results").exit_code == 0
+    assert invoke(source, "--results-dir", tmp_path / "results").exit_code == 0  # again: compares with the strict reader
+    assert calls == [source / "record.json", source / "record.json", tmp_path / "results" / "run-strict" / "record.json"]
+
+
+@pytest.mark.parametrize("text", [
+    '{"schema_version": 1, "metrics": {"test_accuracy": NaN}}',
+    '{"schema_version": 1, "x": Infinity}',
+    '{"schema_version": 1, "x": ' + "[" * 100000 + "]" * 100000 + "}",
+])
+def test_non_standard_or_deeply_nested_json_is_refused_in_one_line(tmp_path, text):
+    path = tmp_path / "record.json"
+    record = make_record("run-nan")
+    if "NaN" in text:  # a valid record except for one NaN
+        text = json.dumps(record).replace('"test_loss": 0.1', '"test_loss": NaN')
+    path.write_text(text)
+    result = invoke(path, "--results-dir", tmp_path / "results")
+    assert result.exit_code == 1 and result.output.startswith(f"Error: {path}")
+    assert "Traceback" not in result.output and result.output.strip().count("\n") == 0
+    assert not (tmp_path / "results").exists()

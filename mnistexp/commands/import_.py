@@ -18,8 +18,11 @@ def command(path, results_dir):
     PATH is a record.json, or a folder with record.json (a Kaggle kernel's output,
     a CodaLab bundle, another machine's results/): every record below it is
     validated against the run-record schema, then copied with its artifact files.
+    Symbolic links in PATH are skipped with a warning, never followed.
     """
     from mnistexp.importer import describe, import_records
 
     for item in import_records(path, results_dir or default_results_dir()):
+        for warning in item.warnings:
+            click.echo(f"Warning: {warning}", err=True)
         click.echo(describe(item))
