@@ -203,20 +203,78 @@ def write_record(run_dir: str | Path, record: dict) -> Path:
     return path
 
 
+# Records are a few levels deep; anything deeper is not a record, and would crash code
+# that walks it recursively (flattening for diff, json.dumps) with a RecursionError.
+MAX_DEPTH = 64
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text):
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400: json.loads would return inf
+        raise ValueError(f"{text} is out of range")
+    return value
+
+
+def nesting_depth(value, limit: int = MAX_DEPTH) -> int:
+    """Levels of nested lists/dicts (a scalar is 0, [] is 1), counted without recursion;
+    stops counting past `limit`."""
+    depth = 0
+    level = [value] if isinstance(value, (dict, list)) else []
+    while level and depth <= limit:
+        depth += 1
+        level = [v for item in level for v in (item.values() if isinstance(item, dict) else item)
+                 if isinstance(v, (dict, list))]
+    return depth
+
+
+def parse_record_json(data: bytes, where: str):
+    """Strict JSON, the one reading every command shares (compare, diff, import, kernels).
+
+    Refused with RecordError naming `where`: text that is not UTF-8, malformed or truncated
+    JSON, NaN/Infinity (and numbers too big for a float), nesting deeper than MAX_DEPTH.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RecordError(f"{where}: not UTF-8 text") from None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        # At the end, or a string never closed: the file was cut short (an interrupted copy).
+        cut = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        what = "truncated" if cut else "malformed"
+        raise RecordError(f"{where}: {what} JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise RecordError(f"{where}: malformed JSON (nested more than {MAX_DEPTH} levels deep)") from None
+    except ValueError as exc:
+        raise RecordError(f"{where}: malformed JSON ({exc})") from None
+    check_depth(value, where)
+    return value
+
+
+def check_depth(value, where: str) -> None:
+    if nesting_depth(value) > MAX_DEPTH:
+        raise RecordError(f"{where}: malformed JSON (nested more than {MAX_DEPTH} levels deep)")
+
+
 def read_record(path: str | Path) -> dict:
     """Read and validate record.json (or the record.json inside a run folder)."""
     path = Path(path)
     if path.is_dir():
         path = path / RECORD_NAME
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise RecordError(f"{path}: no run record here") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RecordError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    record = parse_record_json(data, str(path))
     try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}: malformed JSON (line {exc.lineno}: {exc.msg})") from None
-    validate_record(record, str(path))
+        validate_record(record, str(path))
+    except RecursionError:  # belt and braces: the depth check above should make this unreachable
+        raise RecordError(f"{path}: malformed JSON (nested too deeply)") from None
     return record

@@ -44,7 +44,7 @@ BAD_FILES = {
     "future": (json.dumps(dict(make_record(seed=9), schema_version=99)), "schema version 99 is newer"),
     "invalid": (json.dumps({k: v for k, v in make_record(seed=9).items() if k != "metrics"}),
                 "invalid run record at (top level): 'metrics' is a required property"),
-    "not-utf8": (b"\xff\xfe{}", "JSON"),
+    "not-utf8": (b"\xff\xfe{}", "not UTF-8 text"),
     "nan": (json.dumps(make_record(seed=9)).replace('"test_loss": 0.03', '"test_loss": NaN'), "JSON"),
     "array": ("[1, 2, 3]", "not a run record"),
 }

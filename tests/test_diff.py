@@ -82,4 +82,4 @@ def test_broken_record_is_one_error_line(runs, tmp_path):
     bad.parent.mkdir()
     bad.write_text("{")
     out = _run(a, bad)
-    assert out.exit_code == 1 and "malformed JSON" in out.output and "Traceback" not in out.output
+    assert out.exit_code == 1 and "truncated JSON" in out.output and "Traceback" not in out.output

@@ -9,6 +9,22 @@ import click
 from mnistexp.compare.render import FORMATS, SUFFIX_FORMATS
 
 
+def _margin(ctx, param, value):
+    """0.001 (accuracy as a fraction) or 0.1pp (percentage points): the same margin."""
+    text = str(value).strip().lower()
+    scale = 1.0
+    if text.endswith("pp"):
+        text, scale = text[:-2].strip(), 0.01
+    try:
+        margin = float(text) * scale
+    except ValueError:
+        margin = float("nan")
+    if not (0 < margin < 1):
+        raise click.BadParameter(f"'{value}' is not a margin between 0 and 1; give e.g. 0.001 or 0.1pp "
+                                 "(0.1 percentage points of accuracy)")
+    return margin
+
+
 def _format_for(fmt: str | None, output: str | None) -> str:
     if fmt:
         return fmt
@@ -37,13 +53,18 @@ def _format_for(fmt: str | None, output: str | None) -> str:
                    "a leading - sorts descending.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False),
               help="Also write the figures as PNG files into this folder.")
-def command(paths, by, fmt, output, filters, sort, plots_dir):
+@click.option("--margin", default="0.001", show_default=True, callback=_margin, metavar="M",
+              help="Equivalence margin for accuracy differences, as a fraction (0.001) or in "
+                   "percentage points (0.1pp): within it two rows count as equivalent.")
+def command(paths, by, fmt, output, filters, sort, plots_dir, margin):
     """Compare run records under PATHS (folders searched recursively; default: results).
 
     Runs are grouped by experiment fingerprint (resolved config + data checksums) and never
     pooled across experiments. Per group and row: n, mean ± std and 95% CI of test accuracy
-    and loss, timing and environment; between rows, the difference in mean accuracy with its
-    95% CI and Welch's t-test. Unreadable records are skipped with a warning.
+    and loss, timing and environment; between rows, the difference in mean accuracy (paired
+    by seed when both rows ran the same seeds, else Welch) and a verdict: equivalent within
+    --margin, different, or inconclusive, with the seeds it would take to settle it.
+    Unreadable records are skipped with a warning; results/examples is read only when named.
     """
     from mnistexp.compare.analysis import apply_filters, build_report, parse_filters
     from mnistexp.compare.load import load_runs
@@ -59,19 +80,30 @@ def command(paths, by, fmt, output, filters, sort, plots_dir):
         click.echo(f"Warning: {line}", err=True)
     if not loaded.runs:
         where = ", ".join(map(str, paths or [default_results_dir()]))
-        raise click.ClickException(f"no readable run records under {where}; run `mnistexp run` first")
+        hint = (f"; {loaded.notes[0]}" if loaded.notes else "; run `mnistexp run` first")
+        raise click.ClickException(f"no readable run records under {where}{hint}")
     runs = apply_filters(loaded.runs, parsed)
     if not runs:
         raise click.ClickException(f"no run matches --filter {' '.join(filters)} ({len(loaded.runs)} runs read)")
     try:
-        report = build_report(runs, by=by, sort=sort, warnings=loaded.warnings)
+        report = build_report(runs, by=by, sort=sort, warnings=loaded.warnings, margin=margin)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
+    report.data["notes"] = loaded.notes
+    if fmt in ("html", "markdown", "json"):
+        from mnistexp.compare.render import report_meta
+
+        report.data["generated"] = report_meta()
 
     if plots_dir:
         from mnistexp.compare.plots import write_pngs
 
-        for path in write_pngs(report, plots_dir):
+        try:
+            written = write_pngs(report, plots_dir)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot write plots to {plots_dir} ({exc.strerror or exc}); choose another --plots folder") from None
+        for path in written:
             click.echo(f"wrote {path}", err=True)
     text = _render(report, fmt, output)
     if output:

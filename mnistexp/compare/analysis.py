@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from mnistexp.compare import stats
-from mnistexp.compare.load import Run, field_text, get_field, resolve_field
+from mnistexp.compare.load import Run, field_text, get_field, liveness, resolve_field, this_host
 from mnistexp.experiment.record import experiment_part
 
 MAX_ALL_PAIRS = 6  # above this many sub-groups, compare each with the largest one only
@@ -51,7 +51,14 @@ def apply_filters(runs: list[Run], filters) -> list[Run]:
 
 
 def build_report(runs: list[Run], by: str = "platform", sort: str | None = None,
-                 warnings: list[str] | None = None) -> Report:
+                 warnings: list[str] | None = None, margin: float = stats.DEFAULT_MARGIN,
+                 now=None) -> Report:
+    """`margin`: the equivalence margin in accuracy (0.001 = 0.1 percentage points);
+    `now`: the time abandoned runs are judged at (tests pin it)."""
+    import datetime as dt
+
+    now = now or dt.datetime.now(dt.timezone.utc)
+    host = this_host()
     by = resolve_field(by)
     sort_key, descending = _parse_sort(sort)
     if runs and all(get_field(r.record, by) is None for r in runs):
@@ -64,11 +71,11 @@ def build_report(runs: list[Run], by: str = "platform", sort: str | None = None,
     reference = _flat_experiment(ordered[0][1][0].record) if ordered else {}
     groups, row_runs = [], {}
     for i, (fp, members) in enumerate(ordered):
-        group = _group(fp, members, by, reference if i else None, row_runs)
+        group = _group(fp, members, by, reference if i else None, row_runs, margin, now, host)
         group["rows"].sort(key=lambda r: _sortable(SORT_KEYS[sort_key](r)), reverse=descending)
         groups.append(group)
-    data = {"by": by, "n_runs": len(runs), "n_groups": len(groups), "groups": groups,
-            "warnings": list(warnings or [])}
+    data = {"by": by, "margin": margin, "n_runs": len(runs), "n_groups": len(groups), "groups": groups,
+            "warnings": list(warnings or []), "notes": []}
     return Report(data, row_runs)
 
 
@@ -82,14 +89,16 @@ def _parse_sort(sort: str | None) -> tuple[str, bool]:
     return key, descending
 
 
-def _group(fp: str, members: list[Run], by: str, reference: dict | None, row_runs: dict) -> dict:
+def _group(fp: str, members: list[Run], by: str, reference: dict | None, row_runs: dict,
+           margin: float, now, host: str) -> dict:
     records = [r.record for r in members]
     usable = [r for r in members if _usable(r.record)]
     notes = []
     versions = sorted({r["schema_version"] for r in records})
     if len(versions) > 1:
         notes.append(f"mixes run-record schema versions {', '.join(map(str, versions))}")
-    statuses = Counter(r["status"] for r in records if not _usable(r))
+    runs = [_run_entry(r, now, host) for r in members]
+    statuses = Counter(e["status"] for e in runs if not e["used"])
     if statuses:
         left = sum(statuses.values())
         detail = ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))
@@ -106,11 +115,54 @@ def _group(fp: str, members: list[Run], by: str, reference: dict | None, row_run
         rows.append(_row(value, row_members))
         row_runs[(fp, value)] = row_members
     names = sorted({r["experiment"]["name"] for r in records})
+    flat = _flat_experiment(records[0])
+    distinct = _distinct(flat, reference) if reference is not None else []
+    target = _target(records)
+    comparisons = _comparisons(rows, rows_by, by, margin)
     return {
-        "fingerprint": fp, "name": ", ".join(names), "n_runs": len(records), "n_used": len(usable),
+        "fingerprint": fp, "name": ", ".join(names),
+        "label": " · ".join([", ".join(names), str(flat.get("data.dataset") or "?"), *distinct]),
+        "n_runs": len(records), "n_used": len(usable),
         "schema_versions": versions,
-        "differs": _differences(_flat_experiment(records[0]), reference) if reference is not None else [],
-        "notes": notes, "rows": rows, "comparisons": _comparisons(rows, rows_by, by),
+        "differs": _differences(flat, reference) if reference is not None else [],
+        "notes": notes, "rows": rows, "comparisons": comparisons,
+        "expected_test_accuracy": target,
+        "target_met": ({r["value"]: r["test_accuracy"]["mean"] >= target for r in rows}
+                       if target is not None else None),
+        "summary": _summary(rows, comparisons, target, len(usable)),
+        "runs": runs,
+    }
+
+
+def _run_entry(run: Run, now, host: str) -> dict:
+    record = run.record
+    status, why = liveness(record, now, host)
+    metrics = record.get("metrics") or {}
+    return {"run_id": record["run_id"], "seed": record.get("seed"), "platform": record.get("platform"),
+            "status": status, "status_reason": why, "recorded_status": record["status"],
+            "used": _usable(record), "test_accuracy": _num(metrics.get("test_accuracy")),
+            "train_s": _num((record.get("timings") or {}).get("train_s")),
+            "total_s": _num((record.get("timings") or {}).get("total_s")), "path": run.path}
+
+
+def _target(records: list[dict]):
+    """expected_test_accuracy of the config (not in the fingerprint: the most common one)."""
+    targets = Counter(t for r in records
+                      if stats.finite(t := r["experiment"]["config"].get("expected_test_accuracy")))
+    return targets.most_common(1)[0][0] if targets else None
+
+
+def _summary(rows: list[dict], comparisons: list[dict], target, n_used: int) -> dict:
+    accs = [r["test_accuracy"]["mean"] * r["n"] for r in rows if r["test_accuracy"]]
+    met = None
+    if target is not None and rows:
+        hits = [r["value"] for r in rows if r["test_accuracy"]["mean"] >= target]
+        met = "yes" if len(hits) == len(rows) else "no" if not hits else "partly (" + ", ".join(hits) + ")"
+    return {
+        "values": [r["value"] for r in rows], "n": n_used,
+        "mean_accuracy": sum(accs) / n_used if n_used else None,
+        "verdicts": [f"{c['b']} vs {c['a']}: {c['equivalence']}" for c in comparisons],
+        "target_met": met,
     }
 
 
@@ -160,7 +212,7 @@ def _environment(recs: list[dict]) -> dict:
     return {"tensorflow": ", ".join(tf) or None, "hardware": "; ".join(sorted(hardware)) or None}
 
 
-def _comparisons(rows: list[dict], members: dict[str, list[Run]], by: str) -> list[dict]:
+def _comparisons(rows: list[dict], members: dict[str, list[Run]], by: str, margin: float) -> list[dict]:
     if len(rows) < 2:
         return []
     ordered = sorted(rows, key=lambda r: (-r["n"], _natural(r["value"])))
@@ -170,13 +222,18 @@ def _comparisons(rows: list[dict], members: dict[str, list[Run]], by: str) -> li
         pairs = [(ordered[0], b) for b in ordered[1:]]
     out = []
     for a, b in pairs:
-        c = stats.welch(_accuracies(members[a["value"]]), _accuracies(members[b["value"]]))
+        ra, rb = members[a["value"]], members[b["value"]]
+        c = stats.compare(_accuracies(ra), _accuracies(rb), _seeds(ra), _seeds(rb), margin=margin)
         out.append({"field": by, "a": a["value"], "b": b["value"], **c})
     return out
 
 
 def _accuracies(runs: list[Run]) -> list[float]:
     return [r.record["metrics"]["test_accuracy"] for r in runs]
+
+
+def _seeds(runs: list[Run]) -> list:
+    return [r.record.get("seed") for r in runs]
 
 
 def _num(value):
@@ -217,6 +274,12 @@ def flatten_value(value, prefix: str, out: dict) -> None:
             flatten_value(v, f"{prefix}[{i}]", out)
     else:
         out[prefix] = value
+
+
+def _distinct(flat: dict, reference: dict) -> list[str]:
+    """What sets a group apart from the largest one, as overrides: train.batch_size=256."""
+    return [f"{k}={field_text(flat.get(k))}" for k in sorted(set(flat) | set(reference))
+            if flat.get(k) != reference.get(k)]
 
 
 def _differences(flat: dict, reference: dict) -> list[str]:

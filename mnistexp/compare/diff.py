@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mnistexp.compare.analysis import flatten_value
-from mnistexp.compare.load import field_text
+from mnistexp.compare.load import field_text, liveness
 from mnistexp.compare.stats import finite
 
 # (section title, record field); fields that always differ between runs (ids, clock
@@ -23,9 +23,13 @@ SECTIONS = (
 RUN_FIELDS = ("platform", "status", "error", "seed", "schema_version")
 
 
-def _section(record: dict, field: str | None) -> dict:
+def _section(record: dict, field: str | None, now=None) -> dict:
     if field is None:
         flat = {k: record.get(k) for k in RUN_FIELDS}
+        status, why = liveness(record, now)  # `running` whose writer is gone: abandoned, as compare says
+        if why:
+            flat["status"] = status
+            flat["status_reason"] = f"{why} (recorded as {record.get('status')})"
         flat["model.params"] = (record.get("model") or {}).get("params")
         return flat
     value = record
@@ -36,11 +40,11 @@ def _section(record: dict, field: str | None) -> dict:
     return flat
 
 
-def diff_records(a: dict, b: dict, show_all: bool = False) -> dict:
+def diff_records(a: dict, b: dict, show_all: bool = False, now=None) -> dict:
     fp_a, fp_b = a["experiment"]["fingerprint"], b["experiment"]["fingerprint"]
     sections = []
     for title, field in SECTIONS:
-        flat_a, flat_b = _section(a, field), _section(b, field)
+        flat_a, flat_b = _section(a, field, now), _section(b, field, now)
         rows = []
         for key in sorted(set(flat_a) | set(flat_b)):
             va, vb = flat_a.get(key), flat_b.get(key)
@@ -67,7 +71,9 @@ def cell(value) -> str:
 
 
 def print_diff(result: dict, console) -> None:
+    """Record text goes in as rich Text, never markup: `[/]` or `[link=...]` print as written."""
     from rich.table import Table
+    from rich.text import Text
 
     console.print(f"A: {result['a']}\nB: {result['b']}\n{result['verdict']}", markup=False)
     if not result["sections"]:
@@ -79,8 +85,8 @@ def print_diff(result: dict, console) -> None:
     table.add_column("B", overflow="fold")
     table.add_column("B − A", justify="right")
     for section in result["sections"]:
-        table.add_row(f"[bold]{section['name']}[/bold]", "", "", "")
+        table.add_row(Text(section["name"], style="bold"), "", "", "")
         for row in section["rows"]:
             delta = "" if row["delta"] is None else f"{row['delta']:+.6g}"
-            table.add_row("  " + row["key"], cell(row["a"]), cell(row["b"]), delta)
+            table.add_row(Text("  " + row["key"]), Text(cell(row["a"])), Text(cell(row["b"])), Text(delta))
     console.print(table)

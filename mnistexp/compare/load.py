@@ -18,10 +18,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from mnistexp.experiment.record import (
+    MAX_DEPTH,
     RECORD_NAME,
     SCHEMA_VERSION,
     RecordError,
+    check_depth,
     load_schema,
+    parse_record_json,
     validate_record,
 )
 
@@ -32,6 +35,9 @@ except ImportError:
 
 SNIFF_BYTES = 64 * 1024
 ALIASES = {"study": "tags.study", "tf": "environment.tensorflow"}
+# The demo runs shipped with the repo: left out of `compare results/` so they never mix
+# with the user's own runs, read when the folder itself is named.
+DEMO_FOLDER = "examples"
 
 
 @dataclass(slots=True)
@@ -44,11 +50,8 @@ class Run:
 class LoadResult:
     runs: list[Run] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     files_seen: int = 0
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _fast_validator():
@@ -82,8 +85,12 @@ def _fast_validator():
     return validate
 
 
-def find_candidates(paths, warnings: list[str]) -> list[str]:
+def find_candidates(paths, warnings: list[str], notes: list[str] | None = None,
+                    skip_demo: bool = True) -> list[str]:
     """Record files under `paths` (files or folders), in a stable order, without repeats.
+
+    A folder named `examples` met on the way down is left out (and named in `notes`) unless
+    `skip_demo` is false; a path given is always read.
 
     Repeats (overlapping arguments, hard links) are recognised by (device, inode), which
     scandir gives for free; os.path.realpath per file would cost ~0.2 s per 10,000.
@@ -125,7 +132,10 @@ def find_candidates(paths, warnings: list[str]) -> list[str]:
                 name = entry.name
                 try:
                     if entry.is_dir():
-                        if not name.startswith(".") and name != "__pycache__":
+                        if name == DEMO_FOLDER and skip_demo:
+                            if notes is not None:
+                                notes.append(f"{entry.path} left out (demo runs); name it to compare them")
+                        elif not name.startswith(".") and name != "__pycache__":
                             subdirs.append(entry.path)
                     elif name.endswith(".json") and entry.is_file():
                         if name == RECORD_NAME or _mentions_schema_version(entry.path):
@@ -149,30 +159,42 @@ def _mentions_schema_version(path: str) -> bool:
 
 
 def read_one(path: str, validate) -> dict:
-    """One record, or RecordError naming the file and the reason."""
+    """One record, or RecordError naming the file and the reason.
+
+    Accepts and refuses exactly what experiment.record.read_record does (diff, import):
+    orjson is only a fast path; whatever it refuses goes through the same strict stdlib
+    parser, which gives the verdict and the reason.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
         raise RecordError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    try:
-        record = _loads(data) if _loads else json.loads(data, parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise RecordError(f"{path}: not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        what = "truncated" if exc.pos >= len(data.rstrip()) else "malformed"
-        raise RecordError(f"{path}: {what} JSON (line {exc.lineno}: {exc.msg})") from None
-    except ValueError as exc:
-        raise RecordError(f"{path}: malformed JSON ({exc})") from None
+    record = None
+    if _loads is not None:
+        try:
+            record = _loads(data)
+        except (ValueError, RecursionError):
+            record = None
+        else:
+            # orjson nests up to 1024 levels; the depth walk is needed only when the file
+            # has that many brackets at all (a real record has a few dozen).
+            if data.count(b"[") + data.count(b"{") > MAX_DEPTH:
+                check_depth(record, path)
+    if record is None:
+        record = parse_record_json(data, path)
     if not (isinstance(record, dict) and record.get("schema_version") == SCHEMA_VERSION and validate(record)):
-        validate_record(record, path)  # slow path only for bad files: it names the reason
+        try:
+            validate_record(record, path)  # slow path only for bad files: it names the reason
+        except RecursionError:
+            raise RecordError(f"{path}: malformed JSON (nested too deeply)") from None
     return record
 
 
 def load_runs(paths) -> LoadResult:
     result = LoadResult()
     validate = _fast_validator()
-    files = find_candidates(paths, result.warnings)
+    files = find_candidates(paths, result.warnings, result.notes)
     result.files_seen = len(files)
     seen_ids: dict[str, str] = {}
     for path in files:
@@ -238,7 +260,8 @@ def find_run(ref: str, results_dir: str | Path) -> Path:
     root = Path(results_dir)
     matches = []
     if root.is_dir():
-        for candidate in find_candidates([root], []):
+        # Run ids are unique: looking one up in the demo folder too mixes nothing.
+        for candidate in find_candidates([root], [], skip_demo=False):
             parent = Path(candidate).parent.name
             if parent == ref or Path(candidate).stem == ref:
                 return Path(candidate)
@@ -250,3 +273,89 @@ def find_run(ref: str, results_dir: str | Path) -> Path:
         names = ", ".join(m.parent.name for m in matches[:4])
         raise RecordError(f"run '{ref}' is ambiguous in {root}: {names}; give more of the run id")
     raise RecordError(f"run '{ref}' not found (not a run folder, a record file, or a run id in {root})")
+
+
+# ---------------------------------------------------------------- liveness (issue 12)
+
+STALE_MIN_S = 5 * 60  # a heartbeat older than max(this, 3 intervals) means the writer is gone
+NO_PROCESS_STALE_S = 24 * 3600  # records from before heartbeats: "running" for a day means dead
+
+
+def this_host() -> str:
+    """This machine's environment.hostname_sha256, computed as experiment.record does."""
+    import hashlib
+    import platform
+
+    return hashlib.sha256(platform.node().encode()).hexdigest()[:12]
+
+
+def _parse_time(text):
+    import datetime as dt
+
+    if not isinstance(text, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def _pid_gone(pid) -> bool:
+    if type(pid) is not int or pid <= 0:  # 0 and negatives address process groups, not a process
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: it exists, under another user
+        return False
+    return False
+
+
+def liveness(record: dict, now=None, host: str | None = None) -> tuple[str, str | None]:
+    """(status to show, why) — a `running` record whose writer is gone is `abandoned`.
+
+    Abandoned when the heartbeat is older than max(5 min, 3 x heartbeat_interval_s); or
+    when it was written on this machine and its pid no longer exists; or, for a record
+    without `process`, when created_at is more than a day old. `now`: an aware datetime.
+    """
+    import datetime as dt
+
+    status = record.get("status")
+    if status != "running":
+        return status, None
+    now = now or dt.datetime.now(dt.timezone.utc)
+    process = record.get("process")
+    if isinstance(process, dict):
+        interval = process.get("heartbeat_interval_s")
+        limit = max(STALE_MIN_S, 3 * interval) if type(interval) in (int, float) and interval > 0 else STALE_MIN_S
+        beat = _parse_time(process.get("heartbeat_at"))
+        if beat is not None:
+            age = (now - beat).total_seconds()
+            if age > limit:
+                return "abandoned", f"last heartbeat {_age_text(age)} ago (limit {_age_text(limit)})"
+        if process.get("host") == (host or this_host()) and _pid_gone(process.get("pid")):
+            return "abandoned", f"process {process.get('pid')} on this machine no longer exists"
+        if beat is not None:
+            return status, None
+    created = _parse_time(record.get("created_at"))
+    if created is not None:
+        age = (now - created).total_seconds()
+        if age > NO_PROCESS_STALE_S:
+            return "abandoned", f"started {_age_text(age)} ago with no heartbeat"
+    return status, None
+
+
+def effective_status(record: dict, now=None, host: str | None = None) -> str:
+    return liveness(record, now, host)[0]
+
+
+def _age_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
