@@ -5,9 +5,10 @@ from __future__ import annotations
 from mnistexp.adapters.base import AdapterError
 from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import DataError
+from mnistexp.experiment.hooks import RunDiverged
 from mnistexp.experiment.record import RecordError
 
-USER_ERRORS = (ConfigError, DataError, RecordError, AdapterError)
+USER_ERRORS = (ConfigError, DataError, RecordError, AdapterError, RunDiverged)
 
 
 def user_errors() -> tuple:

@@ -31,7 +31,13 @@ class PlatformCommand(click.Command):
         wanted = platforms_for(args)
         self.params = [p for p in self.params if not getattr(p, "mnistexp_platform", None)]
         for name in wanted:
-            for option in adapters.adapter_class(name).cli_options:
+            try:
+                options = adapters.adapter_class(name).cli_options
+            except ImportError:  # a plugin that cannot be imported: its options are left out
+                if len(wanted) == 1:
+                    raise
+                continue
+            for option in options:
                 if option.name not in {p.name for p in self.params}:
                     option.mnistexp_platform = name
                     self.params.append(option)
