@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from mnistexp.cli import cli
@@ -62,3 +63,98 @@ def test_info_prints_counts_per_class_and_checksums(tiny_data_dir):
 def test_info_on_a_missing_folder_is_one_clear_error(tmp_path):
     result = CliRunner().invoke(cli, ["data", "info", "--data-dir", str(tmp_path / "none")])
     assert result.exit_code == 1 and result.output.startswith("Error: data directory")
+
+
+# ---------------------------------------------------------------- --force is all or nothing (issue 13)
+
+def _two_sets(tmp_path):
+    from tests.conftest import write_idx_dir
+
+    return (load_dataset(write_idx_dir(tmp_path / "a", n_train=60, n_test=20)),
+            load_dataset(write_idx_dir(tmp_path / "b", n_train=90, n_test=30)))
+
+
+def _folder_state(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("fmt, fail_on", [("csv", 2), ("csv", 1), ("npz", 1)])
+def test_interrupted_forced_export_leaves_the_previous_set_whole(tmp_path, monkeypatch, fmt, fail_on):
+    from mnistexp.commands.data import export_dataset
+    from mnistexp.experiment import data as data_module
+
+    first, second = _two_sets(tmp_path)
+    out = tmp_path / "out"
+    export_dataset(first, out, fmt)
+    (out / "notes.txt").write_text("the user's own file")
+    before = _folder_state(out)
+    calls = []
+
+    def interrupted(original):
+        def wrapper(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == fail_on:
+                raise KeyboardInterrupt
+            return original(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(data_module, "write_csv", interrupted(data_module.write_csv))
+    monkeypatch.setattr(np, "savez_compressed", interrupted(np.savez_compressed))
+    with pytest.raises(KeyboardInterrupt):
+        export_dataset(second, out, fmt, force=True)
+    assert _folder_state(out) == before
+    assert load_dataset(out).checksums == first.checksums  # passes its own SHA256SUMS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "out"]  # no staging left behind
+
+
+def test_failure_between_the_two_renames_puts_the_old_set_back(tmp_path, monkeypatch):
+    import os
+
+    from mnistexp.commands.data import export_dataset
+    from mnistexp.experiment.data import DataError
+
+    first, second = _two_sets(tmp_path)
+    out = tmp_path / "out"
+    export_dataset(first, out, "csv")
+    before = _folder_state(out)
+    real_rename = os.rename
+    calls = []
+
+    def rename(src, dst):
+        calls.append((src, dst))
+        if len(calls) == 2:  # old folder moved away; moving the new one in fails
+            raise OSError(28, "No space left on device")
+        return real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(DataError, match=r"out: cannot be written \(No space left on device\); the folder is unchanged"):
+        export_dataset(second, out, "csv", force=True)
+    assert _folder_state(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "out"]
+
+
+def test_forced_export_replaces_the_set_keeps_other_files_and_verifies(tmp_path):
+    import stat
+
+    first, second = _two_sets(tmp_path)
+    out = tmp_path / "out"
+    args = ["data", "export", "--format", "csv", "--out", str(out)]
+    assert CliRunner().invoke(cli, [*args, "--data-dir", str(tmp_path / "a")]).exit_code == 0
+    (out / "notes.txt").write_text("keep")
+    link = tmp_path / "link"
+    link.symlink_to(out, target_is_directory=True)
+    result = CliRunner().invoke(cli, ["data", "export", "--format", "csv", "--out", str(link), "--force",
+                                      "--data-dir", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and (out / "notes.txt").read_text() == "keep"
+    assert load_dataset(out).checksums == second.checksums
+    assert stat.S_IMODE(out.stat().st_mode) & 0o755 == 0o755  # not the 0700 of a temp folder
+
+
+def test_export_into_the_current_folder_is_refused(tiny_data_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["data", "export", "--data-dir", str(tiny_data_dir), "--format", "csv",
+                                      "--out", "."])
+    assert result.exit_code == 1
+    assert "is the current folder or holds it" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

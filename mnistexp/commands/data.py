@@ -39,57 +39,126 @@ def download(dataset, cache_dir):
 def export_dataset(data, out_dir, fmt: str, force: bool = False) -> list:
     """Write `data` (an experiment.data.Dataset) as CSV or .npz; return the paths written.
 
-    Each file is written to a temporary name and renamed, so an interrupted export leaves
-    no half-written file; existing files are only replaced with force=True.
+    The whole set (data files and SHA256SUMS) is written into a hidden sibling folder that
+    is then swapped in: old folder renamed away, new one renamed in, old one deleted. So an
+    interrupted export leaves either the previous folder or the new one, each passing its
+    own checksums, never a mix. Other files already in the folder are carried over (hard
+    links where possible); existing data files are only replaced with force=True.
     """
-    import os
     from pathlib import Path
 
-    import numpy as np
-
-    from mnistexp.experiment.data import DataError, write_csv
+    from mnistexp.experiment.data import DataError
 
     out = Path(out_dir)
+    real = out.resolve()  # swap the real folder: a link to it keeps pointing at the new set
+    if real == Path.cwd().resolve() or real in Path.cwd().resolve().parents:
+        raise DataError(f"{out} is the current folder or holds it, and the export replaces the whole folder; "
+                        "run it from outside, or pass a subfolder to --out")
     if fmt == "csv":
-        targets = {"train.csv": (data.x_train, data.y_train), "test.csv": (data.x_test, data.y_test)}
+        names = ["train.csv", "test.csv"]
     elif fmt == "npz":
-        targets = {f"{data.name}.npz": None}
+        names = [f"{data.name}.npz"]
     else:
         raise DataError(f"unknown export format {fmt!r}; use csv or npz")
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} is a file; pass a folder to --out")
-    for name in targets:
+    for name in names:
         if (out / name).exists() and not force:
             raise DataError(f"{out / name} already exists; pass --force to replace it or choose another --out")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        real.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"{out}: cannot create the folder ({exc.strerror}); pass a writable --out") from None
-    written = []
-    for name, arrays in targets.items():
-        path = out / name
-        tmp = out / f".{name}.tmp"
-        try:
-            if arrays is not None:
-                write_csv(tmp, arrays[0], arrays[1])
-            else:
-                with open(tmp, "wb") as f:
-                    np.savez_compressed(f, x_train=data.x_train, y_train=data.y_train,
-                                        x_test=data.x_test, y_test=data.y_test)
-            os.replace(tmp, path)
-        except OSError as exc:
-            raise DataError(f"{path}: cannot be written ({exc.strerror}); pass a writable --out") from None
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(path)
-    # A SHA256SUMS file, as `sha256sum` writes it: loading the folder verifies the copy.
-    from mnistexp.experiment.data import file_sha256, read_sha256sums
+    _write_and_swap(data, real, fmt, names, shown=out)
+    return [out / name for name in names]
+
+
+def _write_and_swap(data, out, fmt: str, names: list, shown) -> None:
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from mnistexp.experiment.data import DataError, file_sha256, read_sha256sums, write_csv
     from mnistexp.experiment.record import write_text_atomic
 
-    sums = read_sha256sums(out) or {}
-    sums.update({path.name: file_sha256(path) for path in written})
-    write_text_atomic(out / "SHA256SUMS", "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())))
-    return written
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.export-", dir=out.parent))
+    except OSError as exc:
+        raise DataError(f"{shown}: cannot write next to it ({exc.strerror}); pass a writable --out") from None
+    old = out.parent / f"{staging.name}.old"
+    try:
+        sums = {}
+        if out.is_dir():
+            previous = read_sha256sums(out) or {}
+            for entry in out.iterdir():
+                if entry.name in names or entry.name == "SHA256SUMS":
+                    continue
+                _carry(entry, staging / entry.name)
+                if entry.name in previous:
+                    sums[entry.name] = previous[entry.name]
+        if fmt == "csv":
+            write_csv(staging / "train.csv", data.x_train, data.y_train)
+            write_csv(staging / "test.csv", data.x_test, data.y_test)
+        else:
+            with open(staging / names[0], "wb") as f:
+                np.savez_compressed(f, x_train=data.x_train, y_train=data.y_train,
+                                    x_test=data.x_test, y_test=data.y_test)
+        # A SHA256SUMS file, as `sha256sum` writes it: loading the folder verifies the copy.
+        sums.update({name: file_sha256(staging / name) for name in names})
+        write_text_atomic(staging / "SHA256SUMS",
+                          "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())))
+        for name in names:
+            os.chmod(staging / name, 0o666 & ~_umask())
+        os.chmod(staging, (out.stat().st_mode & 0o7777) if out.is_dir() else 0o777 & ~_umask())
+        if out.is_dir():
+            os.rename(out, old)
+            try:
+                os.rename(staging, out)
+            except BaseException:
+                os.rename(old, out)  # put the previous set back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(staging, out)
+    except OSError as exc:
+        raise DataError(f"{shown}: cannot be written ({exc.strerror or exc}); the folder is unchanged; "
+                        "pass a writable --out with free space") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _carry(src, dst) -> None:
+    """Bring a file the export does not own into the new folder: a hard link, else a copy."""
+    import os
+    import shutil
+
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+    elif src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(src, dst)
+
+
+def _link_or_copy(src, dst) -> None:
+    import os
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def class_counts(labels) -> dict:
