@@ -35,7 +35,8 @@ def make_record(platform: str = "local", seed: int = 1, test_accuracy: float = 0
                 test_loss: float = 0.03, overrides: tuple[str, ...] = (), epochs: int = 3,
                 epoch_time_s: float = 10.0, run_id: str | None = None, status: str = "completed",
                 tensorflow: str = "2.21.0", gpus: tuple[str, ...] = (), folds: list | None = None,
-                tags: dict | None = None, checksums: dict | None = None) -> dict:
+                tags: dict | None = None, checksums: dict | None = None, process: dict | None = None,
+                created_at: str = "2026-01-01T00:00:00.000Z", name: str | None = None) -> dict:
     config = copy.deepcopy(_config(tuple(overrides) + (f"train.seed={seed}", f"train.epochs={epochs}")))
     checksums = dict(checksums or CHECKSUMS)
     n_train = 54000
@@ -52,7 +53,7 @@ def make_record(platform: str = "local", seed: int = 1, test_accuracy: float = 0
         "platform": platform,
         "status": status,
         "error": None,
-        "created_at": "2026-01-01T00:00:00.000Z",
+        "created_at": created_at,
         "finished_at": "2026-01-01T00:01:00.000Z",
         "experiment": {"name": config["name"], "fingerprint": experiment_fingerprint(config, checksums),
                        "config_hash": config_hash(config), "config": config},
@@ -73,6 +74,10 @@ def make_record(platform: str = "local", seed: int = 1, test_accuracy: float = 0
         "platform_info": {},
         "model": {"params": 225034},
     }
+    if name is not None:  # any text, also what YAML overrides cannot spell ([/], =x)
+        record["experiment"]["name"] = config["name"] = name
+    if process is not None:
+        record["process"] = process
     if folds:
         record["folds"] = [{"fold": i, "test_accuracy": a, "test_loss": 0.05} for i, a in enumerate(folds)]
     validate_record(record, "synthetic record")
