@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -84,15 +86,19 @@ def test_between_platform_difference_with_interval_and_verdict(results):
     assert (c["a"], c["b"]) == ("comet", "local")
     assert c["diff"] == pytest.approx(0.005)
     assert c["ci_low"] > 0 and c["p_value"] < 0.01
-    assert "differs: higher by 0.0050" in c["verdict"]
-    assert "local vs comet: Δ accuracy +0.0050" in _run([results]).output
+    # Both platforms ran seeds 0, 1, 2: paired by seed; every difference is +0.005.
+    assert c["test"] == "paired" and c["equivalence"] == "different"
+    assert c["verdict"].startswith("different: higher by 0.50 pp")
+    assert "local vs comet (paired, 3 seeds): Δ accuracy +0.50 pp" in _run([results]).output
 
 
 def test_seed_noise_verdict_in_the_table(tmp_path):
     for i, (a, b) in enumerate([(0.990, 0.991), (0.992, 0.989), (0.991, 0.993)]):
         write_run(tmp_path, make_record("local", seed=i, test_accuracy=a))
         write_run(tmp_path, make_record("codalab", seed=i, test_accuracy=b))
-    assert "not distinguishable from seed noise" in _run([tmp_path]).output
+    out = _run([tmp_path]).output
+    assert "inconclusive: not distinguishable from seed noise" in out
+    assert "seeds (the same on both sides) would show equivalence within ±0.10 pp" in out
 
 
 def test_by_seed_study_alias_and_environment_field(results):
@@ -147,7 +153,7 @@ def test_markdown_output(results):
     lines = out.output.splitlines()
     assert any(line.startswith("| platform | n | test acc mean ± std |") for line in lines)
     assert any(line.startswith("| local | 3 | 0.9910 ± 0.0010 |") for line in lines)
-    assert sum(line.startswith("### Experiment ") for line in lines) == 2
+    assert sum(line.startswith("## canonical · mnist") for line in lines) == 2
 
 
 def test_html_report_is_self_contained_with_table_and_images(results, tmp_path):
@@ -157,6 +163,7 @@ def test_html_report_is_self_contained_with_table_and_images(results, tmp_path):
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("<table class='summary'>") == 2
     assert "<td>0.9910 ± 0.0010</td>" in page
+    assert "<script" not in page
     assert page.count("src='data:image/png;base64,") == 6  # 3 figures x 2 experiment groups
     assert "http" not in page.replace("https://", "")  # nothing fetched from elsewhere
 
@@ -207,3 +214,184 @@ def test_commands_are_registered():
 
     out = CliRunner().invoke(cli, ["--help"])
     assert "compare" in out.output and "diff" in out.output
+
+
+# ---------------------------------------------------------------- hostile record text
+
+CSV_CASES = ["=HYPERLINK(\"http://x.invalid\",\"click\")", "+SUM(1,2)", "-2+3", "@cmd", "\tTAB", "\rCR", "-0.5"]
+
+
+def test_csv_neutralises_formula_cells_but_keeps_numbers(tmp_path):
+    for i, value in enumerate(CSV_CASES):
+        for seed in (1, 2):
+            write_run(tmp_path, make_record("local", seed=seed, test_accuracy=0.99 - seed / 1000,
+                                            run_id=f"r{i}-{seed}", tags={"study": value}))
+    out = _run([tmp_path, "--by", "study", "-f", "csv"])
+    assert out.exit_code == 0, out.output
+    rows = list(csv.DictReader(io.StringIO(out.output, newline="")))
+    values = sorted(r["value"] for r in rows)
+    expected = sorted("'" + v if v != "-0.5" else v for v in CSV_CASES)
+    assert values == expected
+    # Numbers stay numbers, negative ones included: nothing else got a quote.
+    assert all(float(r["test_accuracy_mean"]) == pytest.approx(0.9885) for r in rows)
+    assert not any(v.startswith("'") for r in rows for k, v in r.items() if k not in ("value",))
+    # Other formats show the text as it is.
+    assert "=HYPERLINK(" in _run([tmp_path, "--by", "study", "-f", "json"]).output
+
+
+MARKUP = ["[/]", "[link=https://evil.invalid]x[/link]", "[v2]", "[bold]loud"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html", "json", "csv"])
+def test_rich_markup_in_record_text_is_printed_literally(tmp_path, fmt):
+    for i, text in enumerate(MARKUP):
+        for seed in (1, 2):
+            write_run(tmp_path, make_record(text, seed=seed, run_id=f"m{i}-{seed}", name=text,
+                                            tags={"study": text}))
+    out = _run([tmp_path, "-f", fmt])
+    assert out.exit_code == 0, out.output
+    shown = out.output
+    if fmt == "html":
+        import html as html_module
+
+        shown = html_module.unescape(shown)
+    elif fmt == "markdown":
+        shown = shown.replace("\\", "")
+    elif fmt == "json":
+        shown = json.dumps(json.loads(shown), ensure_ascii=False)
+    for text in MARKUP:
+        assert text in shown, (text, fmt)
+    if fmt == "table":
+        assert "\x1b]8;" not in shown  # no hidden terminal hyperlink
+
+
+def test_markdown_escapes_record_text(tmp_path):
+    for seed in (1, 2):
+        write_run(tmp_path, make_record("[x](javascript:alert(1))", seed=seed, run_id=f"md-{seed}"))
+    page = _run([tmp_path, "-f", "markdown"]).output
+    assert "\\[x\\](javascript:alert(1))" in page and "[x](javascript" not in page
+
+
+# ---------------------------------------------------------------- no completed run, abandoned
+
+
+@pytest.fixture
+def unfinished(tmp_path):
+    root = tmp_path / "results"
+    write_run(root, make_record("local", seed=1, test_accuracy=None, status="interrupted",
+                                run_id="20260101T000000000Z-local-int001"))
+    write_run(root, make_record("local", seed=2, test_accuracy=None, status="failed",
+                                run_id="20260101T000000000Z-local-fail02"))
+    write_run(root, make_record("local", seed=3, test_accuracy=None, status="running",
+                                run_id="20260101T000000000Z-local-old003",
+                                created_at="2020-01-01T00:00:00.000Z"))
+    return root
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html", "json", "csv"])
+def test_experiment_without_completed_runs_still_shows_its_runs(unfinished, fmt):
+    out = _run([unfinished, "-f", fmt])
+    assert out.exit_code == 0, out.output
+    if fmt in ("table", "markdown", "html"):
+        for status in ("interrupted", "failed", "abandoned"):
+            assert status in out.output, status
+        assert "…local-int001" in out.output and "20260101T000000000Z-local-int001" not in out.output
+    if fmt == "table":
+        assert "no completed run with a test accuracy" in out.output
+        assert "started" in out.output and "ago with no heartbeat" in out.output
+    if fmt == "json":
+        group = json.loads(out.output)["groups"][0]
+        assert group["rows"] == [] and group["n_used"] == 0
+        assert sorted(r["status"] for r in group["runs"]) == ["abandoned", "failed", "interrupted"]
+
+
+def test_abandoned_is_counted_in_the_notes(unfinished):
+    write_run(unfinished, make_record("local", seed=4, test_accuracy=0.99))
+    group = _json(unfinished)["groups"][0]
+    assert any("abandoned: 1, failed: 1, interrupted: 1" in n for n in group["notes"])
+
+
+@pytest.mark.parametrize("err", [errno.EACCES, errno.ENOSPC, errno.EROFS])
+def test_plots_to_an_unwritable_folder_is_one_error_line(results, tmp_path, monkeypatch, err):
+    import mnistexp.compare.plots as plots
+
+    folder = tmp_path / "plots"
+    folder.mkdir()
+    (folder / "keep.png").write_bytes(b"old")
+
+    def refuse(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(plots.tempfile, "mkstemp", refuse)
+    out = CliRunner().invoke(compare, [str(results), "--plots", str(folder), "-f", "csv"])
+    assert out.exit_code == 1
+    lines = [line for line in out.output.splitlines() if line.strip()]
+    assert lines == [f"Error: cannot write plots to {folder} ({os.strerror(err)}); choose another --plots folder"]
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.png"]  # nothing half-written, nothing lost
+
+
+def test_plots_under_a_file_is_one_error_line(results, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = CliRunner().invoke(compare, [str(results), "--plots", str(blocker / "plots")])
+    assert out.exit_code == 1 and out.output.startswith(f"Error: cannot write plots to {blocker / 'plots'}")
+    assert "Traceback" not in out.output
+
+
+# ---------------------------------------------------------------- report, margin, demo folder
+
+
+def test_report_has_summary_readable_names_and_run_table(results):
+    page = _run([results, "-f", "markdown"]).output
+    head = page.split("## canonical", 1)[0]
+    assert "## Summary" in head
+    assert "| canonical · mnist | comet, local | 6 of 6 | 0.9885 | local vs comet: different | 0.9910: partly (local) |" \
+        in head
+    assert "| canonical · mnist · train.batch\\_size=256 | local | 2 of 2 | 0.9810 |" in head
+    assert "<sub>experiment fingerprint " in page
+    # Run ids shortened from the front: the unique end stays.
+    assert "| …local-00000a | 10 | local | completed | 0.9800 | 35.0 |" in page
+    assert "| 20260101T000000000Z-local-00000a |" not in page
+    assert "Generated " in page and "git commit" in page and "numpy" in page
+
+
+def test_short_ids_keep_the_unique_end():
+    from mnistexp.compare.render import short_ids
+
+    ids = ["20261121T081458084Z-local-bd50c7", "20261121T081512313Z-local-8e6b2b"]
+    assert short_ids(ids) == {ids[0]: "…local-bd50c7", ids[1]: "…local-8e6b2b"}
+    clash = ["A-20260101-local-abcdef", "B-20260101-local-abcdef"]
+    short = short_ids(clash)
+    assert len(set(short.values())) == 2 and all(clash[i].endswith(short[clash[i]].lstrip("…")) for i in (0, 1))
+    assert short_ids(["short"]) == {"short": "short"}
+
+
+@pytest.mark.parametrize("given, margin", [("0.002", 0.002), ("0.2pp", 0.002), ("0.5 PP", 0.005)])
+def test_margin_option(results, given, margin):
+    data = _json(results, "--margin", given)
+    assert data["margin"] == pytest.approx(margin)
+    assert data["groups"][0]["comparisons"][0]["margin"] == pytest.approx(margin)
+
+
+@pytest.mark.parametrize("given", ["0", "1.5", "abc", "-0.1pp"])
+def test_bad_margin_is_a_usage_error(results, given):
+    out = _run([results, "--margin", given])
+    assert out.exit_code == 2 and "is not a margin between 0 and 1" in out.output
+
+
+def test_a_wide_margin_turns_inconclusive_into_equivalent(tmp_path):
+    for i, (a, b) in enumerate([(0.990, 0.991), (0.992, 0.989), (0.991, 0.993)]):
+        write_run(tmp_path, make_record("local", seed=i, test_accuracy=a))
+        write_run(tmp_path, make_record("codalab", seed=i, test_accuracy=b))
+    assert _json(tmp_path)["groups"][0]["comparisons"][0]["equivalence"] == "inconclusive"
+    assert _json(tmp_path, "--margin", "1pp")["groups"][0]["comparisons"][0]["equivalence"] == "equivalent"
+
+
+def test_demo_folder_is_read_only_when_named(results):
+    demo = results / "examples"
+    write_run(demo, make_record("beat", seed=1, test_accuracy=0.5))
+    out = _run([results])
+    assert "beat" not in out.output and f"Note: {demo} left out (demo runs); name it to compare them" in out.output
+    assert _json(results)["n_runs"] == 8
+    assert _json(demo)["n_runs"] == 1
+    assert _json(results, demo)["n_runs"] == 9

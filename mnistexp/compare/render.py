@@ -347,7 +347,9 @@ def csv_rows(data: dict):
 
 def to_csv(data: dict) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    # Text quoted always: Python 3.11's minimal quoting leaves a bare \r in a cell unquoted,
+    # which splits the row for every reader.
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n", quoting=csv.QUOTE_NONNUMERIC)
     writer.writeheader()
     for row in csv_rows(data):
         writer.writerow({k: "" if v is None else csv_safe(v) for k, v in row.items()})
