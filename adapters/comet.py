@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -160,6 +161,57 @@ def _flat(prefix: str, value, out: dict) -> dict:
     return out
 
 
+# What Comet's offline sender accepts (its JSON schemas in comet_ml/schemas/offline-*-msg.schema.json,
+# checked on upload; a rejected message is dropped and the whole experiment flagged with an error):
+# a parameter value is a number, string, bool or null, or a list of those; a system-info value a
+# number or string (a bool is neither); a metric value a number. Anything else is sent as compact
+# JSON text, which Comet shows as written and json.loads reads back.
+_PRIMITIVE = (str, int, float, bool, type(None))
+
+
+def _json(value) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def parameter_value(value):
+    """A config value as Comet accepts a parameter: structured values (layers) as compact JSON."""
+    if isinstance(value, _PRIMITIVE):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(v, _PRIMITIVE) for v in value):
+        return list(value)
+    return _json(value)
+
+
+def comet_parameters(config: dict) -> dict:
+    """The resolved config, nested as it is (Comet shows groups), with every leaf a valid value."""
+    return {key: comet_parameters(value) if isinstance(value, dict) else parameter_value(value)
+            for key, value in config.items()}
+
+
+def system_info_value(value):
+    """A number or a string: bools as "true"/"false" (as record.json spells them), rest as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return value
+    return _json(value)
+
+
+def metric_value(value) -> bool:
+    """Whether a history value is a metric Comet takes: a finite number, not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def optimizer_parameters(train_config: dict) -> dict:
+    """The optimizer's settings as Comet's Keras integration names them (Adam_learning_rate, ...):
+    the same optimizer the model is compiled with (experiment.model.make_optimizer)."""
+    from mnistexp.experiment.model import make_optimizer
+
+    optimizer = make_optimizer(train_config)
+    name = type(optimizer).__name__
+    return {f"{name}_{key}": parameter_value(value) for key, value in optimizer.get_config().items()}
+
+
 class CometAdapter(Adapter):
     name = "comet"
     description = "Comet (comet.com): online with COMET_API_KEY, else an offline archive to upload later"
@@ -197,16 +249,23 @@ class CometAdapter(Adapter):
         self.class_names: list[str] | None = None
         self.errors: list[str] = []
 
-    # -- data access: the default, plus the key check before any run folder exists
+    # -- before anything is loaded: the data folder, then the key (a rejected key stops here)
+    def preflight(self, config: dict, data_dir) -> None:
+        try:
+            super().preflight(config, data_dir)
+            if self.mode == "online":
+                reason = check_key(self.sdk, self.api_key, self.log)
+                if reason:
+                    self._fall_back(reason)
+        except BaseException:  # no run folder yet and finish() will not be called
+            self.log.remove()
+            raise
+
     def load_data(self, config: dict, data_dir):
         from mnistexp.experiment.data import CLASS_NAMES
 
         try:
             dataset = super().load_data(config, data_dir)
-            if self.mode == "online":
-                reason = check_key(self.sdk, self.api_key, self.log)
-                if reason:
-                    self._fall_back(reason)
         except BaseException:  # no run folder yet and finish() will not be called
             self.log.remove()
             raise
@@ -237,29 +296,42 @@ class CometAdapter(Adapter):
         experiment = record["experiment"]
         self._call("set_name", record["run_id"])
         self._call("add_tags", self._tags(record))
-        # The resolved config as Comet parameters (nested keys shown as groups in Comet).
-        self._call("log_parameters", experiment["config"])
-        self._call("log_others", {
+        # The resolved config as Comet parameters (nested keys shown as groups in Comet; the
+        # layer list as one compact JSON text, model|layers).
+        self._call("log_parameters", comet_parameters(experiment["config"]))
+        # What Comet's Keras integration logs and the harness's own logging would otherwise miss:
+        # the optimizer's settings (parameters) and the parameter count (other, trainable_params).
+        try:
+            optimizer = optimizer_parameters(experiment["config"]["train"])
+        except Exception as exc:  # never stop the training for a logging detail
+            self.errors.append(f"optimizer settings: {type(exc).__name__}: {exc}")
+        else:
+            self._call("log_parameters", optimizer)
+        others = {
             "mnistexp.run_id": record["run_id"],
             "mnistexp.fingerprint": experiment["fingerprint"],
             "mnistexp.config_hash": experiment["config_hash"],
             "mnistexp.experiment": experiment["name"],
             "mnistexp.seed": record["seed"],
             "mnistexp.dataset": record["data"].get("dataset"),
-        })
+            "trainable_params": (record.get("model") or {}).get("params"),
+        }
+        self._call("log_others", {k: system_info_value(v) for k, v in others.items() if v is not None})
         environment = _flat("", {**record["environment"], "runtime": record.get("runtime", {})}, {})
         for key, value in environment.items():
             if value is not None:
-                self._call("log_system_info", key, value if isinstance(value, (int, float, str)) else str(value))
+                self._call("log_system_info", key, system_info_value(value))
 
     def log_epoch(self, epoch: int, row: dict) -> None:
-        metrics = {k: v for k, v in row.items()
-                   if k not in ("epoch", "fold") and isinstance(v, (int, float)) and v is not None}
+        metrics = {k: v for k, v in row.items() if k not in ("epoch", "fold") and metric_value(v)}
+        if "epoch_time_s" in metrics:
+            # Comet's Keras integration name for the same number (its charts know it).
+            metrics["epoch_duration"] = metrics["epoch_time_s"]
         self._call("log_metrics", metrics, step=epoch, epoch=epoch)
 
     def log_metrics(self, metrics: dict, confusion=None) -> None:
         epochs = metrics.get("epochs_run") or None
-        final = {k: metrics[k] for k in ("test_accuracy", "test_loss") if metrics.get(k) is not None}
+        final = {k: metrics[k] for k in ("test_accuracy", "test_loss") if metric_value(metrics.get(k))}
         self._call("log_metrics", final, step=epochs, epoch=epochs)
         if confusion is not None:
             labels = self.class_names or [str(i) for i in range(len(confusion))]
@@ -295,7 +367,8 @@ class CometAdapter(Adapter):
             return info
         info["experiment_key"] = experiment.get_key()
         if record["status"] != "completed":
-            self._call("log_others", {"mnistexp.status": record["status"], "mnistexp.error": record["error"]})
+            ended = {"mnistexp.status": record["status"], "mnistexp.error": record["error"]}
+            self._call("log_others", {k: system_info_value(v) for k, v in ended.items() if v is not None})
         # The run record as the harness wrote it (platform facts aside), next to the metrics.
         self._call("log_asset_data", json.dumps(record, indent=2), name="mnistexp-record.json")
         try:
@@ -430,13 +503,8 @@ def upload_run(run_dir: str | Path, force: bool = False, workspace: str | None =
         if reason:
             raise AdapterError(f"{reason}; check the network (or COMET_URL_OVERRIDE) and run "
                                f"`mnistexp upload {run_dir}` again; the archive stays in {archive}")
-        from comet_ml.offline import upload_single_offline_experiment
-
         try:
-            ok = upload_single_offline_experiment(
-                offline_archive_path=str(archive), api_key=api_key, force_upload=force,
-                display_level="debug", override_workspace=workspace, override_project_name=project,
-            )
+            ok, rejected = send_archive(archive, api_key, force=force, workspace=workspace, project=project)
         except Exception as exc:
             raise AdapterError(f"uploading {archive} failed: {log.redact(f'{type(exc).__name__}: {exc}')}") from None
         if not ok:
@@ -450,9 +518,82 @@ def upload_run(run_dir: str | Path, force: bool = False, workspace: str | None =
                 upload_project=project or info.get("project"))
     if url:
         info["url"] = url
+    if rejected:
+        info["upload_rejected"] = rejected
+    else:
+        info.pop("upload_rejected", None)
     record["platform_info"] = info
     write_record(run_dir, record)
+    if rejected:
+        # The experiment exists on Comet, but without these items and marked with Comet's
+        # "Unexpected error detected while processing messages": that is not a success.
+        raise AdapterError(
+            f"Comet rejected {len(rejected)} message(s) of {archive.name} and marked the experiment with "
+            f"an error: {', '.join(rejected)}; the rest was uploaded" + (f" ({url})" if url else "")
+            + "; run the experiment again with this mnistexp to get a clean archive")
     return [f"uploaded {archive.name} to Comet" + (f": {url}" if url else "")]
+
+
+def _describe(message) -> str:
+    """A rejected offline message in words: which parameter, metric, other, system info or file."""
+    payload = message if isinstance(message, dict) else {}
+    param = payload.get("param") or payload.get("params")
+    if isinstance(param, dict):
+        return f"parameter {param.get('paramName')}"
+    if isinstance(payload.get("metric"), dict):
+        return f"metric {payload['metric'].get('metricName')}"
+    if isinstance(payload.get("system_info"), dict):
+        return f"system info {payload['system_info'].get('key')}"
+    if "file_path" in payload:
+        return f"file {(payload.get('additional_params') or {}).get('fileName') or payload['file_path']}"
+    if "key" in payload:
+        return f"other {payload['key']}"
+    return "message with " + ",".join(sorted(map(str, payload))) if payload else "a message"
+
+
+def send_archive(archive: Path, api_key: str, force: bool = False, workspace: str | None = None,
+                 project: str | None = None) -> tuple[bool, list[str]]:
+    """The SDK's own offline upload (comet_ml.offline.upload_single_offline_experiment, the code
+    behind `comet upload`), noting every message Comet's checks reject: (uploaded, rejected items).
+
+    The SDK only logs a warning for a rejected message and still reports success; its sender is
+    swapped, for this call, for a subclass that notes what it rejects and each error it reports
+    to the experiment. Everything else (unzip, handshake, batching, file upload) is the SDK's.
+    """
+    import comet_ml.offline as offline
+
+    rejected: list[str] = []
+    reported: list[str] = []
+
+    class CheckedSender(offline.OfflineSender):
+        def _validate_msg(self, message, *args, **kwargs):
+            valid = False  # strict mode (raise_validation_error_for_tests) raises instead of False
+            try:
+                valid = super()._validate_msg(message, *args, **kwargs)
+            finally:
+                if not valid:
+                    rejected.append(_describe(message))
+            return valid
+
+        def _report_experiment_error(self, message):
+            reported.append(str(message))
+            super()._report_experiment_error(message)
+
+    original = offline.OfflineSender
+    offline.OfflineSender = CheckedSender
+    try:
+        ok = offline.upload_single_offline_experiment(
+            offline_archive_path=str(archive), api_key=api_key, force_upload=force,
+            display_level="debug", override_workspace=workspace, override_project_name=project,
+        )
+    finally:
+        offline.OfflineSender = original
+    # Errors reported without a rejected message behind them (a batch the server refused, a
+    # line the SDK could not process) count too; one reported error per rejection otherwise.
+    unexplained = len(reported) - len(rejected)
+    if unexplained > 0:
+        rejected.append(f"{unexplained} other message(s) ({reported[-1].splitlines()[0]})")
+    return bool(ok), rejected
 
 
 def _archive_of(run_dir: Path, info: dict) -> Path:
@@ -477,3 +618,29 @@ def _experiment_url(sdk, api_key: str, key: str | None) -> str | None:
         return sdk.API(api_key=api_key).get_experiment_by_key(key).url
     except Exception:
         return None
+
+
+# ---------------------------------------------------------------- the platform's commands
+@click.group("comet")
+def COMMAND():  # noqa: N802  (the registry's name)
+    """Comet: upload offline runs (`mnistexp comet upload RUN_DIR`, also `mnistexp upload RUN_DIR`)."""
+
+
+@COMMAND.command("upload")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--force", is_flag=True, help="Upload again even if the record says it was uploaded.")
+@click.option("--comet-workspace", default=None, metavar="NAME",
+              help="Upload into this workspace instead of the one the run was logged for.")
+@click.option("--comet-project", default=None, metavar="NAME",
+              help="Upload into this project instead of the one the run was logged for.")
+def upload_command(run_dir, force, comet_workspace, comet_project):
+    """Upload the Comet offline archive of RUN_DIR (a `--platform comet` run).
+
+    Uses the SDK's own offline upload and the key Comet finds (COMET_API_KEY or
+    ~/.comet.config from `comet login`); the experiment URL is added to the run record.
+    """
+    for line in upload_run(run_dir, force=force, workspace=comet_workspace, project=comet_project):
+        click.echo(line)
+
+
+ADAPTER = CometAdapter

@@ -3,7 +3,7 @@
 Data and splits come through openml-python (its own cache, OPENML_CACHE_DIR); with
 --data-dir the images come from local MNIST files instead (OpenML row order: the training
 images, then the test images, as in mnist_784) while the folds still come from the cached
-task. One model is trained per fold (mnistexp.folds). At the end the OpenML run (flow.xml,
+task. One model is trained per fold (experiment.lifecycle.fold_splits). At the end the OpenML run (flow.xml,
 description.xml, predictions.arff) is written to <run folder>/openml_run/, and --publish
 uploads flow and run.
 
@@ -13,6 +13,7 @@ Nothing here imports openml or TensorFlow at module import time.
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -79,6 +80,31 @@ class OpenMLAdapter(Adapter):
     def tags(self) -> dict:
         return {"openml_task": str(self.task_id)}
 
+    def preflight(self, config, data_dir):
+        """SDK, publishing key and publishable config, before any data is fetched."""
+        super().preflight(config, data_dir)
+        openml = _openml()
+        if self.publish:
+            self._use_server(openml)
+            try:
+                if not openml.config.apikey:
+                    raise AdapterError(f"--publish needs an OpenML API key and none is configured: {API_KEY_HELP}")
+            finally:
+                self._restore_server(openml)
+            if config["data"].get("test_limit"):
+                raise AdapterError("--publish needs predictions for every test row; remove data.test_limit")
+        too_long = oversized_parameters(config)
+        if self.publish and too_long:
+            raise AdapterError(
+                f"--publish: OpenML accepts parameter values of at most {MAX_VALUE} characters and "
+                f"{', '.join(too_long)} is longer; shorten the config (fewer or simpler layers)")
+
+    def splits(self, dataset):
+        """The task's folds, one model each (from the same seed)."""
+        from mnistexp.experiment.lifecycle import fold_splits
+
+        return fold_splits(dataset, dataset.folds)
+
     # ------------------------------------------------------------------ data
     def load_data(self, config, data_dir):
         openml = _openml()
@@ -90,12 +116,9 @@ class OpenMLAdapter(Adapter):
             raise
 
     def _load(self, openml, config, data_dir):
-        from mnistexp.folds import Fold
+        from mnistexp.experiment.lifecycle import Fold
 
-        if self.publish and not openml.config.apikey:
-            raise AdapterError(f"--publish needs an OpenML API key and none is configured: {API_KEY_HELP}")
-        if self.publish and config["data"].get("test_limit"):
-            raise AdapterError("--publish needs predictions for every test row; remove data.test_limit")
+        too_long = oversized_parameters(config)  # with --publish, preflight refused these already
         task = self._fetch(openml, lambda: openml.tasks.get_task(
             self.task_id, download_splits=True, download_data=False, download_qualities=False),
             data_dir)
@@ -154,12 +177,15 @@ class OpenMLAdapter(Adapter):
             "folds_total": len(all_folds),
             "folds_run": len(folds),
             "class_labels": class_labels,
-            "publishable": not partial and not config["data"].get("test_limit"),
+            "publishable": not partial and not config["data"].get("test_limit") and not too_long,
         }
         if partial:
             self._info["not_publishable_reason"] = f"--folds {len(folds)}: {len(folds)} of {len(all_folds)} folds run"
         elif config["data"].get("test_limit"):
             self._info["not_publishable_reason"] = "data.test_limit: not every test row was predicted"
+        elif too_long:
+            self._info["not_publishable_reason"] = (
+                f"OpenML accepts parameter values of at most {MAX_VALUE} characters: {', '.join(too_long)}")
         return dataset
 
     def _fetch(self, openml, call, data_dir):
@@ -363,11 +389,13 @@ class OpenMLAdapter(Adapter):
             data_content=rows, model=record["experiment"]["config"]["model"],
             fold_evaluations={"predictive_accuracy": fold_scores},
             parameter_settings=[{"oml:name": k, "oml:value": v} for k, v in flow.parameters.items()],
-            tags=["mnistexp"], task=task, flow=flow, flow_name=flow.name,
+            # No run_details: the server's schema allows only [A-Za-z0-9_-.,():] there (no spaces),
+            # and openml-python's own runs never set it. As openml-python does, the human text goes
+            # into setup_string (any ASCII) and the tags (a URL-safe subset; see run_tags).
+            tags=run_tags(record), task=task, flow=flow, flow_name=flow.name,
             task_type=task.task_type, task_evaluation_measure="predictive_accuracy",
             description_text=f"mnistexp run {record['run_id']} (fingerprint {record['experiment']['fingerprint']})",
-            run_details=f"mnistexp run {record['run_id']}; {len(self._folds)} of "
-                        f"{self._info.get('folds_total')} folds",
+            setup_string=setup_string(record, self.task_id, len(self._folds), self._info.get("folds_total")),
         )
         return run, flow
 
@@ -381,6 +409,43 @@ def _flatten(prefix: str, value, out: dict) -> None:
             _flatten(f"{prefix}__{key}" if prefix else key, item, out)
     else:
         out[prefix] = value
+
+
+# Limits of the server's upload schemas (openml.run.upload.xsd, openml.implementation.upload.xsd):
+# a tag is 1..128 of [A-Za-z0-9_.-]; a parameter value and the setup string are at most 2048
+# Basic Latin (ASCII) characters.
+TAG_CHARS = re.compile(r"[^A-Za-z0-9_.\-]+")
+MAX_TAG = 128
+MAX_VALUE = 2048
+
+
+def _tag(text: str) -> str:
+    return TAG_CHARS.sub("-", text).strip("-")[:MAX_TAG] or "x"
+
+
+def run_tags(record: dict) -> list[str]:
+    """The run's tags: mnistexp, its fingerprint (runs of one experiment share it) and name."""
+    experiment = record["experiment"]
+    return ["mnistexp", _tag(f"mnistexp-fingerprint-{experiment['fingerprint']}"),
+            _tag(f"mnistexp-experiment-{experiment['name']}")]
+
+
+def _ascii(text: str, limit: int) -> str:
+    return text.encode("ascii", "replace").decode("ascii")[:limit]
+
+
+def setup_string(record: dict, task_id: int, folds_run: int, folds_total) -> str:
+    """How the run was made, in words: the command line, then run id, fingerprint, seed, folds."""
+    return _ascii(
+        f"mnistexp run --platform openml --task-id {task_id} --seed {record['seed']} "
+        f"(mnistexp run {record['run_id']}, fingerprint {record['experiment']['fingerprint']}, "
+        f"{folds_run} of {folds_total} folds)", MAX_VALUE)
+
+
+def oversized_parameters(config: dict) -> list[str]:
+    """Flow parameters whose value OpenML's schema refuses (longer than 2048 characters)."""
+    return [f"{key} ({len(value)} characters)" for key, value in flow_parameters(config).items()
+            if len(value) > MAX_VALUE]
 
 
 def flow_parameters(config: dict) -> OrderedDict:
@@ -449,3 +514,7 @@ def publish_saved_run(folder: str | Path, test_server: bool = False) -> str:
     run = openml.runs.OpenMLRun.from_filesystem(folder, expect_model=False)
     _, url, _ = publish_run(run, run.flow)
     return url
+
+
+INSTALL_HINT = "pip install 'mnistexp[openml]' (openml-python)"
+ADAPTER = OpenMLAdapter

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import http.server
 import json
+import logging
 import socket
 import subprocess
 import sys
@@ -173,11 +174,18 @@ def test_offline_archive_holds_what_the_record_holds(offline_run):
     assert record["status"] == "completed"
     assert offline_run["archive"].parent == run_dir / "comet"
 
-    # parameters: every leaf of the resolved config, same value
+    # parameters: every leaf of the resolved config, same value; the layer list (a list of
+    # dicts, which Comet refuses as a parameter) as compact JSON text
     config_leaves = flat(record["experiment"]["config"])
     for name, value in config_leaves.items():
-        assert contents["params"][name] == value, name
+        logged = contents["params"][name]
+        assert (json.loads(logged) if name == "model|layers" else logged) == value, name
     assert contents["params"]["train|epochs"] == 2
+    assert " " not in contents["params"]["model|layers"]
+    # the optimizer's settings, named as Comet's Keras integration names them, and the parameter count
+    assert contents["params"]["Adam_learning_rate"] == pytest.approx(record["experiment"]["config"]["train"]["learning_rate"])
+    assert {"Adam_beta_1", "Adam_beta_2", "Adam_epsilon", "Adam_name"} <= set(contents["params"])
+    assert contents["others"]["trainable_params"] == record["model"]["params"] > 0
 
     # per-epoch train/val metrics, one step per epoch, same values as the record
     assert len(record["history"]) == 2
@@ -186,6 +194,10 @@ def test_offline_archive_holds_what_the_record_holds(offline_run):
             logged = [v for (n, step, epoch, v) in contents["metrics"] if n == name and step == row["epoch"]]
             assert logged == [pytest.approx(row[name])], (name, row["epoch"])
             assert all(epoch == step for (n, step, epoch, _) in contents["metrics"] if n == name)
+        # the epoch's duration, under the record's name and Comet's Keras name
+        for name in ("epoch_time_s", "epoch_duration"):
+            logged = [v for (n, step, _, v) in contents["metrics"] if n == name and step == row["epoch"]]
+            assert logged == [pytest.approx(row["epoch_time_s"])], (name, row["epoch"])
     # final test metrics
     for name in ("test_accuracy", "test_loss"):
         logged = [v for (n, _, _, v) in contents["metrics"] if n == name]
@@ -345,7 +357,9 @@ def test_upload_refuses_a_local_run(tiny_data_dir, tmp_path):
     run_dir = only_run_dir(tmp_path / "results")
     result = CliRunner().invoke(cli, ["upload", str(run_dir)])
     assert result.exit_code == 1
-    assert result.output.strip().startswith(f"Error: {run_dir} is a local run; only comet runs")
+    # one line naming the run and its platform (the wording is the upload command's)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {run_dir}") and "local" in lines[0]
 
 
 def test_local_and_comet_runs_of_one_config_are_one_experiment(offline_run, tiny_data_dir):
@@ -367,3 +381,183 @@ def test_local_and_comet_runs_of_one_config_are_one_experiment(offline_run, tiny
         group = report["groups"][0]
         assert group["fingerprint"] == records["comet"]["experiment"]["fingerprint"]
         assert sorted(row["value"] for row in group["rows"]) == ["comet", "local"]
+
+
+# ---------------------------------------------------------------- Comet's own upload checks
+UNREACHABLE = "https://comet.invalid/clientlib/"  # never resolved: the recorder answers first
+
+
+class CometRecorder:
+    """Stands in for Comet's servers below requests (HTTPAdapter.send, under every SDK session):
+    each request the SDK makes is recorded, JSON bodies decoded (gzip too, as batches are sent),
+    and answered with one reply that carries what any endpoint the uploader calls reads back
+    (run id, heartbeat intervals, backend version)."""
+
+    REPLY = {"runId": "run-1", "projectId": "project-1", "experimentKey": "key", "msg": "ok", "code": 200,
+             "is_alive_beat_duration_millis": 60000, "gpu_monitor_interval_millis": 60000,
+             "cpu_monitor_interval_millis": 60000, "version": "3.50.0", "userName": "tester"}
+
+    def __init__(self):
+        self.requests: list[dict] = []
+
+    def send(self, request, **kwargs):
+        import gzip
+
+        import requests
+
+        body, payload = request.body, None
+        if isinstance(body, str):
+            body = body.encode()
+        if isinstance(body, bytes):
+            if body[:2] == b"\x1f\x8b":
+                body = gzip.decompress(body)
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
+        path = requests.utils.urlparse(request.url).path
+        self.requests.append({"method": request.method, "path": path, "payload": payload})
+        response = requests.Response()
+        response.status_code, response.url, response.request = 200, request.url, request
+        response._content = json.dumps(self.REPLY).encode()
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def to(self, suffix: str) -> list:
+        return [r["payload"] for r in self.requests if r["path"].endswith(suffix)]
+
+    def flagged(self) -> list[str]:
+        """The errors the uploader reported to the experiment (what Comet shows as its error)."""
+        return [p["error"] for p in self.to("/write/experiment/update-status") if p and p.get("error")]
+
+
+@pytest.fixture
+def comet_server(tmp_path, monkeypatch):
+    import requests
+
+    isolate_comet(monkeypatch, tmp_path / "home")
+    monkeypatch.setenv("COMET_URL_OVERRIDE", UNREACHABLE)
+    recorder = CometRecorder()
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
+                        lambda adapter, request, **kwargs: recorder.send(request))
+    return recorder
+
+
+class Warnings(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+def strict_upload(archive: Path) -> list[str]:
+    """comet_ml's offline sender (the code behind `comet upload`) over an archive, with its
+    strict message checks on; returns the warnings it logged."""
+    import shutil
+
+    import comet_ml.offline as offline
+
+    caught = Warnings()
+    logger = logging.getLogger("comet_ml")
+    logger.addHandler(caught)
+    folder = offline.unzip_offline_archive(str(archive))
+    try:
+        sender = offline.OfflineSender(api_key=FAKE_KEY, offline_dir=folder, raise_validation_error_for_tests=True)
+        sender.send()
+        sender.close()
+    finally:
+        logger.removeHandler(caught)
+        shutil.rmtree(folder, ignore_errors=True)
+    return caught.lines
+
+
+# What the adapter used to write (issue 14): a list of dicts as a parameter, bools as system info.
+OLD_STYLE_MESSAGES = [
+    {"type": "parameter_msg", "payload": {"local_timestamp": 1, "message_id": 900, "params": {
+        "paramName": "model|layers", "paramValue": [{"type": "Dense", "units": 10}], "source": "manual",
+        "step": None}}},
+    {"type": "system_info", "payload": {"message_id": 901, "system_info": {"key": "runtime.deterministic",
+                                                                          "value": False}}},
+]
+
+
+def with_messages(archive: Path, dest: Path, extra: list[dict]) -> Path:
+    """A copy of an offline archive with more lines in its messages.json."""
+    with zipfile.ZipFile(archive) as source, zipfile.ZipFile(dest, "w") as target:
+        for name in source.namelist():
+            data = source.read(name)
+            if name == "messages.json":
+                data = data.rstrip(b"\n") + b"\n" + b"".join(json.dumps(m).encode() + b"\n" for m in extra)
+            target.writestr(name, data)
+    return dest
+
+
+def test_comets_own_sender_accepts_every_message_of_a_real_archive(offline_run, comet_server):
+    record = offline_run["record"]
+    warnings = strict_upload(offline_run["archive"])
+    assert [w for w in warnings if "Error processing line" in w or "nvalid" in w] == []
+    assert comet_server.flagged() == []
+
+    # ... and what reached the (recorded) server is what the run logged
+    params = {p["parameterName"]: p["parameterValue"]
+              for batch in comet_server.to("/batch/logger/experiment/parameter") for p in batch["values"]}
+    config = record["experiment"]["config"]
+    assert json.loads(params["model|layers"]) == config["model"]["layers"]
+    assert params["train|learning_rate"] == config["train"]["learning_rate"]
+    assert params["Adam_learning_rate"] == pytest.approx(config["train"]["learning_rate"])
+    system = {i["key"]: i["value"] for p in comet_server.to("/write/experiment/system-details")
+              for i in p["logAdditionalSystemInfoList"]}
+    assert system["runtime.deterministic"] in ("true", "false")
+    assert system["runtime.jit_compile"] in ("true", "false")
+    assert system["keras"] == record["environment"]["keras"]
+    others = {p["key"]: p["value"] for p in comet_server.to("/write/experiment/log-other")}
+    assert others["trainable_params"] == record["model"]["params"]
+    assert others["mnistexp.fingerprint"] == record["experiment"]["fingerprint"]
+    metrics = [m["metricName"] for batch in comet_server.to("/batch/logger/experiment/metric")
+               for m in batch["values"]]
+    assert metrics.count("epoch_duration") == 2 and metrics.count("val_accuracy") == 2
+
+
+def test_comets_own_sender_still_rejects_old_style_messages(offline_run, comet_server, tmp_path):
+    """The check above can fail: the messages the adapter used to write are rejected."""
+    archive = with_messages(offline_run["archive"], tmp_path / "old.zip", OLD_STYLE_MESSAGES)
+    warnings = strict_upload(archive)
+    assert len([w for w in warnings if w.startswith("Error processing line")]) == 2
+    assert len(comet_server.flagged()) == 2
+    assert all("Unexpected error detected while processing messages" in e for e in comet_server.flagged())
+
+
+def _run_copy(offline_run, tmp_path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(offline_run["run_dir"], tmp_path / "run"))
+
+
+def test_upload_sends_a_clean_archive_and_records_it(offline_run, comet_server, tmp_path, monkeypatch):
+    run_dir = _run_copy(offline_run, tmp_path)
+    monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+    result = CliRunner().invoke(cli, ["upload", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"uploaded {offline_run['archive'].name} to Comet")
+    assert comet_server.flagged() == [] and comet_server.to("/logger/add/run")
+    info = read_record(run_dir)["platform_info"]
+    assert info["uploaded_at"] and "upload_rejected" not in info
+    assert FAKE_KEY not in (run_dir / "record.json").read_text()
+
+
+def test_upload_of_rejected_messages_is_a_failure_naming_them(offline_run, comet_server, tmp_path, monkeypatch):
+    run_dir = _run_copy(offline_run, tmp_path)
+    archive = run_dir / read_record(run_dir)["platform_info"]["offline_archive"]
+    with_messages(offline_run["archive"], archive, OLD_STYLE_MESSAGES)
+    monkeypatch.setenv("COMET_API_KEY", FAKE_KEY)
+    result = CliRunner().invoke(cli, ["upload", str(run_dir)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: Comet rejected 2 message(s) of {archive.name}")
+    assert "parameter model|layers" in lines[0] and "system info runtime.deterministic" in lines[0]
+    assert "Traceback" not in result.output and FAKE_KEY not in result.output
+    assert len(comet_server.flagged()) == 2  # what Comet would show on the experiment
+    info = read_record(run_dir)["platform_info"]
+    assert info["upload_rejected"] == ["parameter model|layers", "system info runtime.deterministic"]

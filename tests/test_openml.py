@@ -316,3 +316,221 @@ def test_flow_is_the_same_for_every_config():
     assert canonical.parameters["train__epochs"] == "12" and quick.parameters["train__epochs"] == "1"
     assert_flows_equal(canonical, quick, ignore_parameter_values=True)
     assert canonical.external_version == "mnistexp==0.1.0,keras==3.0.0,tensorflow==2.21.0"
+
+
+# ---------------------------------------------------------------------- the server's own schemas
+# Unmodified copies of the XSDs the OpenML server checks uploads against (see their README).
+SCHEMAS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "openml"
+RUN_XSD, FLOW_XSD = "openml.run.upload.xsd", "openml.implementation.upload.xsd"
+
+
+def _schema(name: str):
+    etree = pytest.importorskip("lxml.etree")
+    if not (SCHEMAS / name).is_file():
+        pytest.skip(f"the OpenML server schema {SCHEMAS / name} is not here")
+    return etree.XMLSchema(etree.parse(str(SCHEMAS / name)))
+
+
+def _schema_errors(name: str, xml: str | bytes) -> list[str]:
+    """What the server's XSD says about this document ([] when it is accepted)."""
+    from lxml import etree
+
+    schema = _schema(name)
+    document = etree.fromstring(xml.encode() if isinstance(xml, str) else xml)
+    schema.validate(document)
+    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+
+
+class OpenMLRecorder:
+    """Stands in for the OpenML server below requests (HTTPAdapter.send): every request
+    openml-python makes arrives here as the bytes it would send, is recorded, and is answered
+    the way the server answers. Like the server, an upload whose description fails the XSD is
+    refused (the server's error codes 163 / 203), so a bad file fails publishing loudly."""
+
+    FLOW_ID, RUN_ID = 4321, 98765
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.flows: dict[int, bytes] = {}  # flow id -> flow.xml as the server would serve it
+        self.runs: list[int] = []
+
+    def send(self, request, **kwargs):
+        import requests
+
+        url = requests.utils.urlparse(request.url)
+        call = url.path.split("/api/v1/xml/", 1)[-1].rstrip("/")
+        entry = {"method": request.method, "call": call, "parts": self._parts(request)}
+        self.requests.append(entry)
+        status, body = self._answer(request.method, call, entry["parts"])
+        response = requests.Response()
+        response.status_code, response._content, response.url = status, body.encode(), request.url
+        response.headers["Content-Type"] = "text/xml"
+        response.request, response.encoding = request, "utf-8"
+        return response
+
+    @staticmethod
+    def _parts(request) -> dict:
+        """The form fields and files of a POST, decoded from the wire format."""
+        import email.parser
+        import email.policy
+        from urllib.parse import parse_qsl
+
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        ctype = request.headers.get("Content-Type", "")
+        if ctype.startswith("multipart/form-data"):
+            message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+                b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + body)
+            return {part.get_param("name", header="content-disposition"):
+                    (part.get_filename(), part.get_payload(decode=True)) for part in message.iter_parts()}
+        return {key: (None, value.encode()) for key, value in parse_qsl(body.decode())}
+
+    @staticmethod
+    def _error(code: int, message: str, detail: str = "") -> tuple[int, str]:
+        return 412, (f'<oml:error xmlns:oml="http://openml.org/openml"><oml:code>{code}</oml:code>'
+                     f"<oml:message>{message}</oml:message><oml:additional_information>{detail}"
+                     "</oml:additional_information></oml:error>")
+
+    def _answer(self, method: str, call: str, parts: dict) -> tuple[int, str]:
+        from xml.sax.saxutils import escape
+
+        oml = 'xmlns:oml="http://openml.org/openml"'
+        if method == "POST" and call == "flow/exists":
+            name, version = parts["name"][1].decode(), parts["external_version"][1].decode()
+            known = [fid for fid, xml in self.flows.items()
+                     if f"<oml:name>{escape(name)}</oml:name>".encode() in xml
+                     and f"<oml:external_version>{escape(version)}</oml:external_version>".encode() in xml]
+            fid = known[0] if known else -1
+            return 200, (f"<oml:flow_exists {oml}><oml:exists>{str(fid > 0).lower()}</oml:exists>"
+                         f"<oml:id>{fid}</oml:id></oml:flow_exists>")
+        if method == "POST" and call == "flow":
+            errors = _schema_errors(FLOW_XSD, parts["description"][1])
+            if errors:
+                return self._error(163, "Problem validating uploaded description file", escape("; ".join(errors)))
+            fid = self.FLOW_ID + len(self.flows)
+            self.flows[fid] = self._as_served(parts["description"][1], fid)
+            return 200, f"<oml:upload_flow {oml}><oml:id>{fid}</oml:id></oml:upload_flow>"
+        if method == "GET" and call.startswith("flow/") and int(call.split("/")[1]) in self.flows:
+            return 200, self.flows[int(call.split("/")[1])].decode()
+        if method == "POST" and call == "run":
+            errors = _schema_errors(RUN_XSD, parts["description"][1])
+            if errors:
+                return self._error(203, "Problem validating uploaded description file", escape("; ".join(errors)))
+            run_id = self.RUN_ID + len(self.runs)
+            self.runs.append(run_id)
+            return 200, f"<oml:upload_run {oml}><oml:run_id>{run_id}</oml:run_id></oml:upload_run>"
+        return self._error(999, f"the test server does not know {method} {call}")
+
+    @staticmethod
+    def _as_served(flow_xml: bytes, fid: int) -> bytes:
+        """The uploaded flow with the fields the server adds (id, uploader, version, date)."""
+        import xmltodict
+
+        flow = xmltodict.parse(flow_xml)["oml:flow"]
+        served = {"@xmlns:oml": flow.pop("@xmlns:oml"), "oml:id": fid, "oml:uploader": 1}
+        for key, value in flow.items():
+            served[key] = value
+            if key in ("oml:class_name", "oml:name") and "oml:version" not in served:
+                served["oml:version"] = 1
+        served["oml:upload_date"] = "2026-01-01T00:00:00"
+        return xmltodict.unparse({"oml:flow": served}).encode()
+
+    def uploads(self, call: str) -> list[dict]:
+        return [r["parts"] for r in self.requests if r["method"] == "POST" and r["call"] == call]
+
+
+@pytest.fixture
+def oml_server(oml_cache, monkeypatch):
+    """The recorder in place of the network (the configured server stays the closed local port,
+    never reached), and an API key (a fake one: nothing leaves)."""
+    import requests
+
+    recorder = OpenMLRecorder()
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send",
+                        lambda adapter, request, **kwargs: recorder.send(request))
+    monkeypatch.setattr(openml.config, "apikey", "0123456789abcdef0123456789abcdef")
+    return recorder
+
+
+def _with_flow_id(description_xml: str, flow_id: int) -> str:
+    """description.xml as written locally has an empty flow_id: the flow's id is only known once
+    the flow is published, and openml-python fills it in then (publish_saved_run does)."""
+    empty = "<oml:flow_id></oml:flow_id>"
+    assert description_xml.count(empty) == 1
+    return description_xml.replace(empty, f"<oml:flow_id>{flow_id}</oml:flow_id>")
+
+
+def test_written_run_folder_passes_the_server_schemas(tmp_path, oml_cache):
+    result = _run(tmp_path, "--task-id", str(TID))
+    assert result.exit_code == 0, result.output
+    run_dir = _only_run_dir(tmp_path)
+    folder = run_dir / "openml_run"
+    assert _schema_errors(FLOW_XSD, (folder / "flow.xml").read_bytes()) == []
+    description = (folder / "description.xml").read_text()
+    assert _schema_errors(RUN_XSD, _with_flow_id(description, 1)) == []
+    # the human text lives in setup_string and URL-safe tags, not in run_details
+    run = openml.runs.OpenMLRun.from_filesystem(folder, expect_model=False)
+    record = read_record(run_dir)
+    assert run.run_details is None
+    assert record["run_id"] in run.setup_string and "2 of 2 folds" in run.setup_string
+    assert f"mnistexp-fingerprint-{record['experiment']['fingerprint']}" in run.tags
+
+
+def test_publish_sends_only_what_the_server_schemas_accept(tmp_path, oml_server):
+    from mnistexp.adapters.openml import publish_saved_run
+
+    # 1. `run --publish`: flow and run go to the (recorded) server at the end of the run.
+    result = _run(tmp_path, "--task-id", str(TID), "--publish")
+    assert result.exit_code == 0, result.output
+    run_dir = _only_run_dir(tmp_path)
+    info = read_record(run_dir)["platform_info"]
+    assert "publish_error" not in info, info
+    assert info["flow_id"] == OpenMLRecorder.FLOW_ID and info["openml_run_id"] == OpenMLRecorder.RUN_ID
+    assert "published to OpenML" in result.output
+
+    # 2. publish_saved_run on the saved folder: the flow exists now, so only the run is sent.
+    url = publish_saved_run(run_dir / "openml_run")
+    assert url.endswith(f"/r/{OpenMLRecorder.RUN_ID + 1}")
+
+    flows, runs = oml_server.uploads("flow"), oml_server.uploads("run")
+    assert len(flows) == 1 and len(runs) == 2
+    assert [r["call"] for r in oml_server.requests] == [
+        "flow/exists", "flow", f"flow/{OpenMLRecorder.FLOW_ID}", "run", "flow/exists", "run"]
+    # exactly the bytes that went out: each description passes the server's schema
+    assert _schema_errors(FLOW_XSD, flows[0]["description"][1]) == []
+    assert b"<oml:name>mnistexp.keras.Sequential</oml:name>" in flows[0]["description"][1]
+    for sent in runs:
+        assert sent["description"][0] == "description.xml"
+        assert _schema_errors(RUN_XSD, sent["description"][1]) == []
+        assert f"<oml:flow_id>{OpenMLRecorder.FLOW_ID}</oml:flow_id>".encode() in sent["description"][1]
+        assert b"run_details" not in sent["description"][1]
+        assert sent["predictions"][0] == "predictions.arff"
+        assert len(arff.loads(sent["predictions"][1].decode())["data"]) == 400
+    assert runs[0]["description"][1] == runs[1]["description"][1]
+
+
+def test_recorder_refuses_what_the_server_refuses(tmp_path, oml_server):
+    """The schema check above can fail: the description the adapter used to write is refused."""
+    from mnistexp.adapters.openml import publish_saved_run
+
+    result = _run(tmp_path, "--task-id", str(TID))
+    assert result.exit_code == 0, result.output
+    folder = _only_run_dir(tmp_path) / "openml_run"
+    description = folder / "description.xml"
+    old_details = "<oml:run_details>mnistexp run X; 2 of 2 folds</oml:run_details>"
+    description.write_text(description.read_text().replace("<oml:parameter_setting>", old_details
+                                                           + "<oml:parameter_setting>", 1))
+    with pytest.raises(openml.exceptions.OpenMLServerException, match="Problem validating"):
+        publish_saved_run(folder)
+    assert len(oml_server.uploads("run")) == 1 and oml_server.runs == []
+
+
+def test_too_long_parameter_is_refused_before_publishing(tmp_path, oml_server):
+    # a valid model (Flatten, 60 small Dense layers, the classifier) whose layer list is > 2048 characters
+    layers = ",".join(["{type: Flatten}", *["{type: Dense, units: 10, activation: relu}"] * 60,
+                       "{type: Dense, units: 10, activation: softmax}"])
+    result = _run(tmp_path, "--task-id", str(TID), "--publish", settings=[*TINY, f"model.layers=[{layers}]"])
+    assert result.exit_code == 1
+    assert "Error: --publish: OpenML accepts parameter values of at most 2048 characters" in result.output
+    assert "model__layers" in result.output and "Traceback" not in result.output
+    assert oml_server.requests == [] and not any((tmp_path / "results").iterdir())
