@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -136,3 +139,130 @@ def test_unreadable_file_is_skipped_with_a_warning(good, monkeypatch):
     result = load.load_runs([good])
     assert len(result.runs) == 1
     assert result.warnings == [f"{target}: cannot be read (Permission denied); skipped"]
+
+
+# ---------------------------------------------------------------- one strict reader (compare = diff = import)
+
+RECORD_TEXT = json.dumps(make_record(seed=9))
+STRICT_CASES = {
+    "nan": (RECORD_TEXT.replace('"test_loss": 0.03', '"test_loss": NaN'), "malformed JSON (NaN is not a number"),
+    "infinity": (RECORD_TEXT.replace('"test_loss": 0.03', '"test_loss": -Infinity'), "-Infinity is not a number"),
+    "huge": (RECORD_TEXT.replace('"test_loss": 0.03', '"test_loss": 1e400'), "1e400 is out of range"),
+    "deep": ("[" * 100_000 + "]" * 100_000, "nested more than 64 levels deep"),
+    "deep-inside": (RECORD_TEXT.replace('"tags": {', '"tags": {"x": ' + "[" * 70 + "]" * 70 + ', '),
+                    "nested more than 64 levels deep"),
+    "deep-orjson": (RECORD_TEXT.replace('"tags": {', '"tags": {"x": ' + "[" * 1000 + "]" * 1000 + ', '),
+                    "nested more than 64 levels deep"),
+    "invalid": (RECORD_TEXT.replace('"status": "completed"', '"status": "done"'), "invalid run record at status"),
+    "truncated": (RECORD_TEXT[:300], "truncated JSON"),
+    "bom": ("\ufeff" + RECORD_TEXT, "malformed JSON"),
+}
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["orjson", "stdlib"])
+@pytest.mark.parametrize("case", sorted(STRICT_CASES))
+def test_compare_skips_exactly_what_read_record_refuses(tmp_path, monkeypatch, case, fast):
+    from mnistexp.experiment.record import RecordError, read_record
+
+    if not fast:
+        monkeypatch.setattr(load, "_loads", None)
+    elif load._loads is None:
+        pytest.skip("orjson is not installed")
+    payload, reason = STRICT_CASES[case]
+    path = _bad(tmp_path, case, payload)
+    with pytest.raises(RecordError) as refused:
+        read_record(path)
+    result = load.load_runs([tmp_path])
+    assert result.runs == []
+    assert result.warnings == [f"{refused.value}; skipped"]
+    assert reason in str(refused.value) and str(refused.value).startswith(f"{path}: ")
+
+
+def test_a_record_both_readers_accept(tmp_path, monkeypatch):
+    from mnistexp.experiment.record import read_record
+
+    # A lone surrogate escape and a 30-digit integer: orjson refuses both, the stdlib reads
+    # them, so compare falls back and reads the record as diff/import do.
+    text = RECORD_TEXT.replace('"tags": {', '"tags": {"odd": "\\ud800", ').replace(
+        '"platform_info": {}', '"platform_info": {"big": 123456789012345678901234567890}')
+    path = _bad(tmp_path, "odd", text)
+    assert read_record(path)["platform_info"]["big"] == 123456789012345678901234567890
+    assert [r.record["tags"]["odd"] for r in load.load_runs([tmp_path]).runs] == ["\ud800"]
+
+
+# ---------------------------------------------------------------- abandoned (issue 12)
+
+NOW = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
+
+
+def _at(**ago) -> str:
+    return (NOW - datetime.timedelta(**ago)).isoformat().replace("+00:00", "Z")
+
+
+def _running(process=None, created_at=None):
+    return make_record(seed=1, test_accuracy=None, status="running", process=process,
+                       created_at=created_at or _at(minutes=30))
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.mark.parametrize("beat_ago, interval, expected", [
+    ({"minutes": 4}, 10, "running"),      # limit max(5 min, 30 s) = 5 min
+    ({"minutes": 6}, 10, "abandoned"),
+    ({"minutes": 8}, 200, "running"),     # limit max(5 min, 3 x 200 s) = 10 min
+    ({"minutes": 11}, 200, "abandoned"),
+    ({"minutes": 4}, None, "running"),    # no interval recorded: 5 min
+    ({"minutes": 6}, None, "abandoned"),
+])
+def test_stale_heartbeat_means_abandoned(beat_ago, interval, expected):
+    process = {"pid": os.getpid(), "host": "elsewhere000", "heartbeat_at": _at(**beat_ago)}
+    if interval is not None:
+        process["heartbeat_interval_s"] = interval
+    assert load.effective_status(_running(process), now=NOW) == expected
+
+
+def test_gone_pid_on_this_host_means_abandoned_but_not_on_another_host():
+    pid = _dead_pid()
+    fresh = _at(seconds=10)
+    here = {"pid": pid, "host": load.this_host(), "heartbeat_at": fresh, "heartbeat_interval_s": 30}
+    status, why = load.liveness(_running(here), now=NOW)
+    assert status == "abandoned" and why == f"process {pid} on this machine no longer exists"
+    assert load.effective_status(_running(dict(here, pid=os.getpid())), now=NOW) == "running"
+    assert load.effective_status(_running(dict(here, host="elsewhere000")), now=NOW) == "running"
+
+
+def test_this_host_is_the_hash_records_carry():
+    from mnistexp.experiment.record import environment_info
+
+    assert load.this_host() == environment_info()["hostname_sha256"]
+
+
+@pytest.mark.parametrize("created_ago, expected", [({"hours": 23}, "running"), ({"hours": 25}, "abandoned")])
+def test_without_process_a_day_old_running_record_is_abandoned(created_ago, expected):
+    assert load.effective_status(_running(created_at=_at(**created_ago)), now=NOW) == expected
+
+
+@pytest.mark.parametrize("status", ["completed", "failed", "interrupted"])
+def test_finished_statuses_are_kept(status):
+    record = make_record(seed=1, status=status, created_at=_at(days=400))
+    assert load.effective_status(record, now=NOW) == status
+
+
+def test_compare_and_diff_show_abandoned(tmp_path):
+    from mnistexp.commands.diff import command as diff
+
+    gone = _running({"pid": 1, "host": "elsewhere000", "heartbeat_at": "2020-01-01T00:00:00Z"})
+    gone["run_id"] = "20200101T000000000Z-local-gone01"
+    path = write_run(tmp_path, gone)
+    done = write_run(tmp_path, make_record(seed=2))
+    out = _run(tmp_path, "--format", "json")
+    runs = json.loads(out.output)["groups"][0]["runs"]
+    assert {r["run_id"][-6:]: r["status"] for r in runs} == {"gone01": "abandoned", "000002": "completed"}
+    table = CliRunner().invoke(diff, [str(path.parent), str(done.parent)]).output
+    row = next(line for line in table.splitlines() if "│   status " in line)
+    assert "abandoned" in row and "completed" in row
+    assert "recorded as running" in table

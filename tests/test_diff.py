@@ -83,3 +83,37 @@ def test_broken_record_is_one_error_line(runs, tmp_path):
     bad.write_text("{")
     out = _run(a, bad)
     assert out.exit_code == 1 and "truncated JSON" in out.output and "Traceback" not in out.output
+
+
+MARKUP = ["[/]", "[link=https://evil.invalid]x[/link]", "[v2]"]
+
+
+def test_markup_in_record_text_is_shown_literally(tmp_path):
+    paths = [write_run(tmp_path, make_record(text, seed=i, run_id=f"markup-{i}", tags={"study": text})).parent
+             for i, text in enumerate(MARKUP)]
+    for other in paths[1:]:
+        out = _run(paths[0], other)
+        assert out.exit_code == 0, out.output
+        assert MARKUP[0] in out.output and any(t in out.output for t in MARKUP[1:])
+    assert "[link=https://evil.invalid]x[/link]" in _run(paths[0], paths[1]).output
+    assert "[v2]" in _run(paths[0], paths[2]).output
+
+
+@pytest.mark.parametrize("payload, reason", [
+    ('{"schema_version": NaN}', "NaN is not a number JSON allows"),
+    ('{"schema_version": Infinity}', "Infinity is not a number JSON allows"),
+    ("[" * 50_000 + "]" * 50_000, "nested more than 64 levels deep"),
+    ('{"schema_version": 1, "run_id": "x"}', "invalid run record at (top level)"),
+])
+def test_diff_refuses_what_compare_skips_with_the_same_reason(runs, tmp_path, payload, reason):
+    from mnistexp.compare.load import load_runs
+
+    _, (a, _, _) = runs
+    bad = tmp_path / "bad" / "record.json"
+    bad.parent.mkdir()
+    bad.write_text(payload)
+    out = _run(a, bad)
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    lines = out.output.splitlines()
+    assert len(lines) == 1 and reason in lines[0]
+    assert load_runs([bad.parent]).warnings == [lines[0][len("Error: "):] + "; skipped"]
