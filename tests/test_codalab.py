@@ -15,11 +15,12 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
+from mnistexp.adapters.codalab import kernel as codalab
 from mnistexp.cli import cli
 from mnistexp.experiment.config import load_config
 from mnistexp.experiment.record import read_record
-from mnistexp.adapters.codalab import kernel as codalab
 from tests.conftest import REPO, TINY, write_idx_dir
+from tests.contract import Launch, PlatformContract
 
 PLATFORM_DIR = REPO / "platforms" / "codalab"
 
@@ -249,3 +250,29 @@ def test_pull_of_an_unfinished_bundle_waits(fake_cl, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["codalab", "pull", "mnistexp-canonical", "--results-dir", str(tmp_path / "r")])
     assert result.exit_code == 1 and "is running, not finished" in result.output
     assert [c[0] for c in fake_cl.calls()] == ["info"]
+
+
+class TestCodalabContract(PlatformContract):
+    """The generated kernel, run in a CodaLab-like bundle folder with the data mounted as ./mnist.
+
+    CodaLab's SDK is the `cl` CLI in its own virtualenv (no Python module here): its absence is
+    tested by test_submit_without_cl_says_how_to_install_it."""
+
+    platform = "codalab"
+
+    @pytest.fixture
+    def launch(self, tmp_path, tiny_data_dir):
+        count = iter(range(1000))
+
+        def make(overrides, data_dir=tiny_data_dir):
+            root = tmp_path / f"codalab-{next(count)}"
+            config = load_config(REPO / "config.yaml", list(overrides))
+            codalab.generate_codalab(config, root / "kernel", codalab.default_settings(config))
+            workdir = root / "bundle"
+            workdir.mkdir(parents=True)
+            if Path(data_dir).is_dir():
+                shutil.copytree(data_dir, workdir / "mnist")
+            env = {"MNISTEXP_CODALAB_WORKDIR": str(workdir), "PYTHONPATH": ""}
+            return Launch([sys.executable, str(root / "kernel" / codalab.CODE_FILE)], workdir, env, root)
+
+        return make

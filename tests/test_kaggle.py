@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from mnistexp.adapters.kaggle import kernel as kaggle
+from mnistexp.adapters.kaggle.entry import find_kaggle_data
 from mnistexp.cli import cli
 from mnistexp.experiment.config import load_config
 from mnistexp.experiment.data import idx_bytes, write_csv
 from mnistexp.experiment.record import read_record
-from mnistexp.adapters.kaggle import kernel as kaggle
-from mnistexp.adapters.kaggle.entry import find_kaggle_data
 from tests.conftest import REPO, TINY, synthetic_digits, write_idx_dir
+from tests.contract import Launch, PlatformContract, cli_argv
 
 SECRET = "sekret-d41d8cd98f00"
 
@@ -276,3 +277,34 @@ def test_pull_of_a_running_kernel_waits(tmp_path, monkeypatch):
 def test_pull_rejects_a_malformed_kernel_id(tmp_path):
     result = CliRunner().invoke(cli, ["kaggle", "pull", "just-a-slug"])
     assert result.exit_code == 2 and "owner/kernel-slug" in result.output
+
+
+class TestKaggleContract(PlatformContract):
+    """The generated kernel, run in a Kaggle-like /kaggle/input + /kaggle/working layout."""
+
+    platform = "kaggle"
+
+    @pytest.fixture
+    def sdk_modules(self):
+        return ["kaggle"]
+
+    @pytest.fixture
+    def launch(self, tmp_path, tiny_data_dir):
+        count = iter(range(1000))
+
+        def make(overrides, data_dir=tiny_data_dir):
+            root = tmp_path / f"kaggle-{next(count)}"
+            input_root = root / "input"
+            input_root.mkdir(parents=True)
+            if Path(data_dir).is_dir():
+                shutil.copytree(data_dir, input_root / "mnist")
+            kaggle.generate_kaggle(load_config(REPO / "config.yaml", list(overrides)), root / "kernel", user="tester")
+            env = {"MNISTEXP_KAGGLE_INPUT": str(input_root), "MNISTEXP_KAGGLE_WORKING": str(root / "working"),
+                   "PYTHONPATH": ""}
+            return Launch([sys.executable, str(root / "kernel" / kaggle.CODE_FILE)], root / "working", env, root)
+
+        return make
+
+    def sdk_launch(self, launch, tmp_path):
+        return Launch(cli_argv("kaggle", "pull", "tester/mnistexp-canonical", "--results-dir",
+                               str(tmp_path / "results")), tmp_path / "results")

@@ -74,7 +74,6 @@ def command():
 @click.option("--dry-run", is_flag=True, help="Print the cl commands instead of running them.")
 def submit(data_dir, data_bundle, kernel_dir, worksheet, dry_run):
     """Upload the data and the kernel, and start the run bundle."""
-    from mnistexp.kernels.build import KernelError
     from mnistexp.adapters.codalab.kernel import (
         CODE_FILE,
         DEFAULT_OUT,
@@ -83,6 +82,7 @@ def submit(data_dir, data_bundle, kernel_dir, worksheet, dry_run):
         cl_upload_kernel,
         read_metadata,
     )
+    from mnistexp.kernels.build import KernelError
     from mnistexp.kernels.runtime import find_mnist_dirs
 
     folder = Path(kernel_dir) if kernel_dir else DEFAULT_OUT
@@ -132,9 +132,9 @@ def submit(data_dir, data_bundle, kernel_dir, worksheet, dry_run):
               help="Where run folders go [default: results, env MNISTEXP_RESULTS_DIR].")
 def pull(bundle, results_dir):
     """Download a finished run bundle and import its run record into results/."""
+    from mnistexp.adapters.codalab.kernel import cl_download, cl_state
     from mnistexp.experiment.record import RecordError
     from mnistexp.importer import describe, find_records, import_records
-    from mnistexp.adapters.codalab.kernel import cl_download, cl_state
 
     if bundle.startswith("-") or not bundle.strip():
         raise click.BadParameter("must be a bundle uuid or name", param_hint="BUNDLE")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import DataError
+from mnistexp.experiment.hooks import RunDiverged, RunInterrupted
 from mnistexp.experiment.record import RecordError
 from mnistexp.kernels.runtime import find_mnist_dirs, run_kernel, summary_line
 
@@ -48,8 +49,11 @@ def main(config: dict, kernel_info: dict) -> int:
             "requested": kernel_info.get("request", {}),
         }
         record = run_kernel(config, "codalab", data_dir, workdir, kernel_info, platform_info)
-    except (ConfigError, DataError, RecordError) as exc:
+    except (ConfigError, DataError, RecordError, RunDiverged) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except RunInterrupted as exc:
+        print(f"Stopped: {exc}", file=sys.stderr)
+        return 130
     print(summary_line(record, workdir))
     return 0

@@ -13,8 +13,8 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from mnistexp.kernels.build import KernelError, render_kernel, write_files
 from mnistexp.adapters.kaggle.kernel import slugify
+from mnistexp.kernels.build import KernelError, render_kernel, write_files
 
 CODE_FILE = "mnistexp_codalab.py"
 METADATA_FILE = "codalab.json"

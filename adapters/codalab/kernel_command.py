@@ -30,9 +30,9 @@ def command(config_path, overrides, out_dir, docker_image, cpus, gpus, memory, d
     Writes mnistexp_codalab.py, codalab.json (names and resource requests) and
     commands.sh (the cl upload / cl run lines). Run it with `mnistexp codalab submit`.
     """
+    from mnistexp.adapters.codalab.kernel import DEFAULT_OUT, default_settings, generate_codalab
     from mnistexp.experiment.config import load_config
     from mnistexp.kernels.build import KernelError
-    from mnistexp.adapters.codalab.kernel import DEFAULT_OUT, default_settings, generate_codalab
     from mnistexp.paths import default_config_path
 
     config = load_config(config_path or default_config_path(), list(overrides))

@@ -79,8 +79,8 @@ def command():
               help="Maximum run time of the kernel session.")
 def push(kernel_dir, kaggle_user, timeout):
     """Upload the kernel; Kaggle starts running it at once."""
-    from mnistexp.kernels.build import KernelError
     from mnistexp.adapters.kaggle.kernel import DEFAULT_OUT, METADATA_FILE, validate_metadata
+    from mnistexp.kernels.build import KernelError
 
     folder = Path(kernel_dir) if kernel_dir else DEFAULT_OUT
     meta_path = folder / METADATA_FILE

@@ -18,6 +18,7 @@ import numpy as np
 
 from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import DataError, Dataset, prepare_arrays, read_csv
+from mnistexp.experiment.hooks import RunDiverged, RunInterrupted
 from mnistexp.experiment.record import RecordError, write_text_atomic
 from mnistexp.experiment.train import predict_proba
 from mnistexp.kernels.runtime import (
@@ -87,8 +88,11 @@ def main(config: dict, kernel_info: dict) -> int:
             "competition_test": str(competition_test) if competition_test else None,
         }
         record = run_kernel(config, "kaggle", data_dir, working, kernel_info, platform_info, after_evaluate)
-    except (ConfigError, DataError, RecordError) as exc:
+    except (ConfigError, DataError, RecordError, RunDiverged) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except RunInterrupted as exc:
+        print(f"Stopped: {exc}", file=sys.stderr)
+        return 130
     print(summary_line(record, working))
     return 0

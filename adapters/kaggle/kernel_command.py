@@ -29,9 +29,14 @@ def command(config_path, overrides, out_dir, kaggle_user, gpu, dataset_sources, 
     Writes mnistexp_kaggle.py (the experiment code, flattened, with the resolved
     config embedded) and kernel-metadata.json. Push it with `mnistexp kaggle push`.
     """
+    from mnistexp.adapters.kaggle.kernel import (
+        DEFAULT_OUT,
+        PLACEHOLDER_USER,
+        generate_kaggle,
+        resolve_user,
+    )
     from mnistexp.experiment.config import load_config
     from mnistexp.kernels.build import KernelError
-    from mnistexp.adapters.kaggle.kernel import DEFAULT_OUT, PLACEHOLDER_USER, generate_kaggle, resolve_user
     from mnistexp.paths import default_config_path
 
     config = load_config(config_path or default_config_path(), list(overrides))
