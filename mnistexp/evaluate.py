@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,12 +93,13 @@ def _score_entries(entries: list[ModelEntry], data_dir, dataset_name: str | None
 
     from mnistexp.adapters.local import LocalAdapter
     from mnistexp.experiment.config import resolve_config
-    from mnistexp.experiment.data import prepare_arrays
+    from mnistexp.experiment.data import CLASS_NAMES, prepare_arrays
     from mnistexp.experiment.train import predict_proba, score
 
     cache: dict = {}
     for entry in entries:
-        config = entry.config or resolve_config({"model": {"layers": [{"type": "Flatten"}]}})
+        # A bare .keras file: the canonical data settings (the model's own layers are not used)
+        config = entry.config or resolve_config({})
         if dataset_name:
             config["data"]["dataset"] = dataset_name
         key = (config["data"]["dataset"], json.dumps(config["data"], sort_keys=True))
@@ -109,8 +111,10 @@ def _score_entries(entries: list[ModelEntry], data_dir, dataset_name: str | None
         try:
             model = keras.models.load_model(entry.model_path, safe_mode=True, compile=False)
         except Exception as exc:  # Keras raises many types for a bad file
-            raise RecordError(f"{entry.model_path}: cannot be loaded as a Keras model ({type(exc).__name__})") from None
-        x_test = arrays["x_test"].reshape((len(arrays["x_test"]),) + tuple(model.input_shape[1:]))
+            raise RecordError(load_error_message(entry.model_path, exc)) from None
+        n_classes = len(CLASS_NAMES.get(data.name, CLASS_NAMES["mnist"]))
+        input_shape = check_model_shapes(model, entry.model_path, data.name, n_classes)
+        x_test = arrays["x_test"].reshape((len(arrays["x_test"]),) + input_shape)
         probabilities = predict_proba(model, x_test)
         scores = score(probabilities, arrays["y_test"])
         yield {
@@ -124,7 +128,69 @@ def _score_entries(entries: list[ModelEntry], data_dir, dataset_name: str | None
         }, probabilities, arrays["y_test"]
 
 
+def load_error_message(model_path: Path, exc: Exception) -> str:
+    """One line saying why Keras refused the file and what to do about it."""
+    text = str(exc)
+    if "safe_mode" in text or "unsafe_deserialization" in text:
+        return (f"{model_path}: refused by Keras safe mode: the model contains a Lambda layer (Python code "
+                "that would run when loaded); mnistexp loads only models built from standard Keras layers, "
+                "so rebuild it without Lambda layers (e.g. train it with mnistexp run)")
+    custom = re.search(r"Could not locate (?:class|function) '([^']+)'", text)
+    if custom:
+        return (f"{model_path}: uses custom code ({custom.group(1)}) that is not part of Keras; mnistexp loads "
+                "only models built from standard Keras layers, so rebuild it without custom layers or functions")
+    if "File not found" in text or "zip file" in text or isinstance(exc, OSError):
+        return f"{model_path}: not a readable .keras file (corrupt, truncated or another format); save the model again"
+    return (f"{model_path}: cannot be loaded as a Keras model ({type(exc).__name__}); save it again with "
+            "model.save('model.keras')")
+
+
+def check_model_shapes(model, model_path: Path, dataset: str, n_classes: int) -> tuple:
+    """The model's input shape (without batch) if it takes 28x28 images and outputs one value per class."""
+    try:
+        input_shape, output_shape = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
+    except (AttributeError, ValueError, TypeError):  # several inputs or outputs
+        raise RecordError(f"{model_path}: the model must have one input and one output; expected an image "
+                          f"classifier with input 28x28 and output ({n_classes},)") from None
+    if None in input_shape or _product(input_shape) != 28 * 28:
+        raise RecordError(
+            f"{model_path}: the model expects input of shape {_shape(input_shape)}, but {dataset} images are "
+            "28x28 (784 values); expected input shape (28, 28, 1), (28, 28) or (784,)"
+        )
+    if output_shape != (n_classes,):
+        raise RecordError(
+            f"{model_path}: the model outputs shape {_shape(output_shape)} per image; expected ({n_classes},), "
+            f"one probability per {dataset} class"
+        )
+    return input_shape
+
+
+def _product(shape) -> int:
+    total = 1
+    for value in shape:
+        total *= int(value)
+    return total
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join("None" if v is None else str(v) for v in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+COMPARISON_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+
+def check_comparison_name(name: str) -> str:
+    """A comparison name is a plain file name: no folders, no '..', nothing hidden."""
+    if not COMPARISON_NAME_RE.match(name or "") or ".." in name:
+        raise RecordError(
+            f"comparison name {name!r} must be a plain name (letters, digits, '.', '_', '-', '+'; no '/' "
+            "or '..'), e.g. --name baseline; it becomes results/comparisons/NAME.json"
+        )
+    return name
+
+
 def write_comparison(rows: list[dict], name: str, results_dir: Path) -> Path:
+    check_comparison_name(name)
     out_dir = Path(results_dir) / "comparisons"
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}.json"

@@ -7,10 +7,20 @@ import click
 from mnistexp.paths import default_results_dir
 
 
+def _check_name(ctx, param, value):
+    from mnistexp.evaluate import check_comparison_name
+    from mnistexp.experiment.record import RecordError
+
+    try:
+        return check_comparison_name(value)
+    except RecordError as exc:  # checked before TensorFlow loads; one line, not the usage text
+        raise click.ClickException(str(exc)) from None
+
+
 @click.command("evaluate")
 @click.argument("targets", nargs=-1, required=True, metavar="RUN_DIR_OR_MODEL...")
-@click.option("--name", default="comparison", show_default=True,
-              help="Comparison name; written to results/comparisons/NAME.json.")
+@click.option("--name", default="comparison", show_default=True, callback=_check_name,
+              help="Comparison name (a plain name, no '/'); written to results/comparisons/NAME.json.")
 @click.option("--data-dir", type=click.Path(file_okay=False), envvar="MNISTEXP_DATA_DIR",
               help="Local MNIST files instead of the download cache [env MNISTEXP_DATA_DIR].")
 @click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist"]),
