@@ -110,16 +110,26 @@ def group_lines(group: dict, esc=str) -> list[str]:
 
 
 def short_ids(ids, min_len: int = 12) -> dict:
-    """Run ids shortened from the front, keeping the unique end: ...local-bd50c7.
+    """Run ids shortened from the front, keeping the unique end: …local-bd50c7.
 
-    One length for all (the shortest that keeps them apart), so the column lines up.
+    One length for all (the shortest that keeps them apart), widened per id to the start of
+    the word it would cut (r-failed-000009 -> …failed-000009, not …ailed-000009).
     """
     ids = list(dict.fromkeys(ids))
     longest = max((len(i) for i in ids), default=0)
     length = min_len
     while length < longest and len({i[-length:] for i in ids}) < len(ids):
         length += 4
-    return {i: i if len(i) <= length else "…" + i[-length:] for i in ids}
+    out = {}
+    for i in ids:
+        if len(i) <= length:
+            out[i] = i
+            continue
+        start = len(i) - length
+        cut = i.rfind("-", 0, start + 1)
+        start = cut + 1 if cut >= 0 and start - cut <= 8 else start
+        out[i] = "…" + i[start:] if start > 0 else i
+    return out
 
 
 def run_cells(run: dict, short: dict) -> list[str]:
