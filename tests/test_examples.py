@@ -31,3 +31,22 @@ def test_example_records_list_only_files_that_are_there():
     for path in EXAMPLES.glob("*/record.json"):
         for name in read_record(path)["artifacts"].values():
             assert (path.parent / name).is_file(), f"{path.parent.name} lists missing {name}"
+
+
+def test_comet_reproduces_local_on_every_seed_without_xla():
+    result = CliRunner().invoke(cli, ["compare", str(EXAMPLES), "--filter", "runtime.jit_compile=false",
+                                      "--format", "json"])
+    assert result.exit_code == 0, result.output
+    comparison = json.loads(result.output)["groups"][0]["comparisons"][0]
+    assert comparison["test"] == "paired" and comparison["equivalence"] == "equivalent"
+    assert comparison["verdict"] == "equivalent: identical on every seed (3 seeds)"
+
+
+def test_the_results_folder_alone_leaves_the_demo_out(tmp_path):
+    import shutil
+
+    demo = shutil.copytree(EXAMPLES, tmp_path / "results" / "examples")
+    result = CliRunner().invoke(cli, ["compare", str(tmp_path / "results")])
+    assert result.exit_code == 1  # nothing else there
+    assert result.output == (f"Error: no readable run records under {tmp_path / 'results'}; "
+                             f"{demo} left out (demo runs); name it to compare them\n")
