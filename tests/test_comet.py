@@ -561,3 +561,35 @@ def test_upload_of_rejected_messages_is_a_failure_naming_them(offline_run, comet
     assert len(comet_server.flagged()) == 2  # what Comet would show on the experiment
     info = read_record(run_dir)["platform_info"]
     assert info["upload_rejected"] == ["parameter model|layers", "system info runtime.deterministic"]
+
+
+@pytest.mark.parametrize("value", [
+    [{"type": "Conv2D", "kernel_size": [3, 3]}], [[28, 28], [1]], [{"a": {"b": None}}], (1, 2), True, None,
+    float("1e-5"), "text", ["a", 1, None],
+])
+def test_any_config_value_is_one_comet_accepts(value, comet_server, tmp_path):
+    """Values other configs may hold, logged as the adapter logs them, pass the strict sender."""
+    from mnistexp.adapters.comet import (
+        EXPERIMENT_FLAGS,
+        comet_parameters,
+        import_sdk,
+        metric_value,
+        system_info_value,
+    )
+
+    sdk = import_sdk()
+    experiment = sdk.OfflineExperiment(project_name="p", offline_directory=str(tmp_path), **EXPERIMENT_FLAGS)
+    experiment.log_parameters(comet_parameters({"section": {"key": value}}))
+    experiment.log_system_info("key", system_info_value(value))
+    experiment.log_others({"key": system_info_value(value)})
+    if metric_value(value):
+        experiment.log_metrics({"key": value}, step=1)
+    experiment.end()
+    archive = next(tmp_path.glob("*.zip"))
+    warnings = strict_upload(archive)
+    assert [w for w in warnings if "Error processing line" in w] == [] and comet_server.flagged() == []
+    sent = {p["parameterName"]: p["parameterValue"]
+            for batch in comet_server.to("/batch/logger/experiment/parameter") for p in batch["values"]}
+    logged = sent["section|key"]
+    assert (json.loads(logged) if isinstance(logged, str) and value != "text" else logged) == (
+        list(value) if isinstance(value, tuple) else value)

@@ -460,8 +460,13 @@ def _with_flow_id(description_xml: str, flow_id: int) -> str:
     return description_xml.replace(empty, f"<oml:flow_id>{flow_id}</oml:flow_id>")
 
 
-def test_written_run_folder_passes_the_server_schemas(tmp_path, oml_cache):
-    result = _run(tmp_path, "--task-id", str(TID))
+@pytest.mark.parametrize("args, settings, folds", [
+    ([], TINY, "2 of 2 folds"),
+    # a partial run, and an experiment name with characters no OpenML tag may hold
+    (["--folds", "1"], [*TINY, "name='Études: v2; (draft)'"], "1 of 2 folds"),
+])
+def test_written_run_folder_passes_the_server_schemas(tmp_path, oml_cache, args, settings, folds):
+    result = _run(tmp_path, "--task-id", str(TID), *args, settings=settings)
     assert result.exit_code == 0, result.output
     run_dir = _only_run_dir(tmp_path)
     folder = run_dir / "openml_run"
@@ -472,8 +477,9 @@ def test_written_run_folder_passes_the_server_schemas(tmp_path, oml_cache):
     run = openml.runs.OpenMLRun.from_filesystem(folder, expect_model=False)
     record = read_record(run_dir)
     assert run.run_details is None
-    assert record["run_id"] in run.setup_string and "2 of 2 folds" in run.setup_string
+    assert record["run_id"] in run.setup_string and folds in run.setup_string
     assert f"mnistexp-fingerprint-{record['experiment']['fingerprint']}" in run.tags
+    assert run.tags[0] == "mnistexp" and len(run.tags) == 3
 
 
 def test_publish_sends_only_what_the_server_schemas_accept(tmp_path, oml_server):
