@@ -7,6 +7,8 @@ import sys
 
 import click
 
+from mnistexp import adapters
+from mnistexp.commands.run import PlatformCommand, platform_options
 from mnistexp.paths import default_results_dir
 
 # Built from mnistexp.explore.GRID_FLAGS without importing it eagerly (it is cheap, but
@@ -27,9 +29,12 @@ def _grid_options(func):
     return func
 
 
-@click.command("explore")
+@click.command("explore", cls=PlatformCommand)
 @click.option("--study", "study_name", default="explore", show_default=True,
               help="Study name: results/<study>/ holds its storage, summary and trial runs.")
+@click.option("--platform", "-P", type=click.Choice(adapters.platform_names(runs_here=True)), default="local",
+              show_default=True, help="Where each trial runs and is logged (any run-here platform; its own "
+                                      "options, e.g. --offline, apply to every trial).")
 @click.option("--config", "config", metavar="FILE_OR_NAME", help="Base config: a YAML file or a zoo name.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a base config key (repeatable).")
 @click.option("--param", "params", multiple=True, metavar="KEY=SPEC",
@@ -57,8 +62,8 @@ def _grid_options(func):
               help="Local data files instead of the download cache [env MNISTEXP_DATA_DIR].")
 @click.option("--results-dir", type=click.Path(file_okay=False), help="Where <study>/ goes [default: results].")
 @click.option("--verbose", is_flag=True, help="Show Keras progress for each trial.")
-def command(study_name, config, overrides, params, sampler, n_trials, timeout, jobs, storage, metric, pruning,
-            seed, data_dir, results_dir, verbose, **grid):
+def command(study_name, platform, config, overrides, params, sampler, n_trials, timeout, jobs, storage, metric,
+            pruning, seed, data_dir, results_dir, verbose, **grid):
     """Search hyperparameters of any config keys with Optuna.
 
     Every trial is an ordinary run (record tagged study=<study>); the study
@@ -73,8 +78,10 @@ def command(study_name, config, overrides, params, sampler, n_trials, timeout, j
       mnistexp explore --study lr-batch -r 0.0005,0.001,0.002 -b 64,128 -e 3
       mnistexp explore --study tpe --param train.learning_rate=float:1e-4:1e-2:log \\
           --param model.dropout=float:0.1:0.6 --trials 30 --jobs 2
+      mnistexp explore --study on-comet --platform comet --offline -r 0.001,0.01
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    adapter_options = platform_options(grid)  # the chosen platform's own options, out of **grid
     from mnistexp.explore import ExploreInterrupted, make_spec, parse_param, run_study
 
     space = {}
@@ -95,7 +102,8 @@ def command(study_name, config, overrides, params, sampler, n_trials, timeout, j
                                "(--param or grid flags), or leave them out to resume a stored study")
     try:
         summary = run_study(study_name, spec, results_dir or default_results_dir(), data_dir, storage,
-                            n_trials, timeout, jobs, verbose=2 if verbose else 0, echo=click.echo)
+                            n_trials, timeout, jobs, verbose=2 if verbose else 0, echo=click.echo,
+                            platform=platform, adapter_options=adapter_options)
     except ExploreInterrupted as exc:
         click.echo(f"Interrupted: {exc}", err=True)
         sys.exit(130)

@@ -74,9 +74,17 @@ def option_owners(option_name: str) -> list[str]:
             if any(option_name in o.opts for o in adapters.adapter_class(name).cli_options)]
 
 
-def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, flags, adapter_kwargs):
+def platform_options(kwargs: dict) -> dict:
+    """Take the chosen platform's own option values (added by PlatformCommand) out of kwargs."""
+    params = click.get_current_context().command.params
+    owned = {p.name for p in params if getattr(p, "mnistexp_platform", None)}
+    return {name: kwargs.pop(name) for name in list(kwargs) if name in owned}
+
+
+def resolve_run_config(config_path, overrides, flags) -> dict:
+    """The resolved config of `run`: --config (or the default), then --set, then the shorthands."""
     from mnistexp.experiment.config import load_config
-    from mnistexp.output import print_run_summary
+    from mnistexp.zoo import resolve_config_arg
 
     for flag, key in SHORTHANDS.items():
         value = flags.get(flag)
@@ -88,11 +96,13 @@ def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, f
         overrides = [*overrides, f"train.early_stopping.enabled={str(flags['early_stopping']).lower()}"]
     if flags.get("lr_decay") is not None:
         overrides = [*overrides, f"train.lr_decay.enabled={str(flags['lr_decay']).lower()}"]
-    from mnistexp.zoo import resolve_config_arg
+    return load_config(resolve_config_arg(config_path) if config_path else default_config_path(), list(overrides))
 
-    config = load_config(resolve_config_arg(config_path) if config_path else default_config_path(),
-                         list(overrides))
 
+def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, flags, adapter_kwargs):
+    from mnistexp.output import print_run_summary
+
+    config = resolve_run_config(config_path, overrides, flags)
     adapter = adapters.adapter_class(platform)(**adapter_kwargs)
     from mnistexp.runner import RunInterrupted, run_experiment
 
@@ -110,6 +120,46 @@ def _run(platform, config_path, overrides, data_dir, results_dir, quiet, tags, f
     print_run_summary(result.record, result.run_dir, quiet=quiet)
     for line in adapter.messages:
         click.echo(line)
+
+
+def _run_seeds(platform, config_path, overrides, data_dir, results_dir, quiet, tags, flags, adapter_kwargs,
+               study_args):
+    """`run --seeds`: one run per seed in parallel processes (mnistexp.study)."""
+    from mnistexp import study as studies
+
+    seeds = studies.parse_seeds(study_args["seeds"])
+    storage, name = study_args["storage"], study_args["study"]
+    if storage and not name:
+        raise click.UsageError("--storage needs --study NAME: every machine joins the study by its name")
+    config = resolve_run_config(config_path, overrides, flags)
+    jobs = study_args["jobs"] or studies.default_jobs(len(seeds))
+    config["runtime"] = studies.split_threads(config["runtime"], jobs)
+    study = studies.SeedStudy(
+        name=name or studies.default_study_name(config), seeds=seeds, config=config, platform=platform,
+        adapter_options=adapter_kwargs, results_dir=str(results_dir), data_dir=data_dir,
+        tags=_parse_tags(tags), jobs=jobs, storage=storage)
+    threads = config["runtime"]["intra_op_threads"] or "TF default"
+    where = f"storage {_redact(storage)}" if storage else "this machine"
+    click.echo(f"study {study.name}: seeds {studies._seed_text(seeds)} on {platform}, {jobs} process(es) at a time "
+               f"({threads} TF thread(s) each), {where}")
+    live = not quiet and sys.stdout.isatty()
+    result = studies.run_seed_study(study, report=click.echo, live=live)
+    for line in studies.summary_lines(result):
+        click.echo(line)
+    if result.interrupted:
+        click.echo(f"Interrupted: study {study.name}; each started seed's record is interrupted or completed"
+                   + ("; start the same command again to run the rest" if storage else ""), err=True)
+        sys.exit(130)
+    if result.failed:
+        click.echo(f"Error: {len(result.failed)} of {len(result.outcomes)} seed(s) failed: "
+                   + "; ".join(f"seed {o.seed}: {o.error}" for o in result.failed[:3]), err=True)
+        sys.exit(1)
+
+
+def _redact(url: str) -> str:
+    from mnistexp.explore.storage import _redact as redact
+
+    return redact(url)
 
 
 def _parse_tags(items) -> dict:
@@ -150,6 +200,17 @@ def _parse_tags(items) -> dict:
 @click.option("--deterministic", is_flag=True, default=False,
               help="Bit-reproducible on the same machine (TF op determinism; slower).")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra tag for the run record.")
+@click.option("--seeds", metavar="SEEDS",
+              help="A seed study: one run per seed, e.g. 1-5, 1,2,7 or 1-3,10, in parallel processes; "
+                   "records tagged study=<name>.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="With --seeds: runs at a time on this machine [default: one per core, at most one per seed]; "
+                   "the cores are split between their TensorFlow thread pools.")
+@click.option("--study", "study", metavar="NAME",
+              help="With --seeds: the study name (tag study=NAME) [default: <config name>-<UTC time>].")
+@click.option("--storage", metavar="URL",
+              help="With --seeds: an Optuna RDB storage (postgresql://user@host/db, sqlite:///file.db) shared by "
+                   "several machines, each started with the same command: every seed runs once.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; one summary line (for CI).")
 def _command(platform, config_path, overrides, data_dir, results_dir, quiet, tags, **rest):
     """Train and evaluate the experiment on PLATFORM; write results/<run-id>/.
@@ -159,6 +220,16 @@ def _command(platform, config_path, overrides, data_dir, results_dir, quiet, tag
     data.*, model.*, train.* and runtime.*; see config.yaml.
     """
     flags = {k: rest.pop(k) for k in (*SHORTHANDS, "deterministic", "early_stopping", "lr_decay")}
+    study_args = {k: rest.pop(k) for k in ("seeds", "jobs", "study", "storage")}
+    if study_args["seeds"] is not None:
+        if flags["seed"] is not None:
+            raise click.UsageError("give --seed (one run) or --seeds (a study), not both")
+        _run_seeds(platform, config_path, overrides, data_dir, results_dir or default_results_dir(), quiet, tags,
+                   flags, rest, study_args)
+        return
+    given = [f"--{k}" for k, v in study_args.items() if v is not None]
+    if given:
+        raise click.UsageError(f"{', '.join(given)} applies to a seed study only; add --seeds (e.g. --seeds 1-5)")
     _run(platform, config_path, overrides, data_dir, results_dir or default_results_dir(), quiet, tags,
          flags, rest)
 

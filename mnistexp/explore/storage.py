@@ -1,0 +1,74 @@
+"""Optuna storage, samplers and pruner of a study: what several processes or machines share.
+
+The study's storage is an Optuna RDB storage (SQLite by default, any SQLAlchemy URL such
+as postgresql://user@host/db for several machines). Seed studies (mnistexp.study) use the
+same opener.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .params import ExploreError, grid_points
+
+SPEC_ATTR = "mnistexp_spec"  # study user attribute: the search (StudySpec.to_json())
+
+
+def default_storage(results_dir: Path, study: str) -> str:
+    return f"sqlite:///{(Path(results_dir) / study / 'study.db').resolve()}"
+
+
+def open_storage(url: str):
+    """An Optuna RDBStorage, or one line naming --storage and why it cannot be opened."""
+    import optuna
+
+    # SQLite: wait for another process's write lock instead of failing; server databases:
+    # check pooled connections before use (a worker may sit idle for a whole trial).
+    kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    except Exception as exc:  # SQLAlchemy/driver errors vary widely
+        raise ExploreError(f"--storage {_redact(url)}: cannot be opened ({type(exc).__name__}: "
+                           f"{_redact(str(exc).splitlines()[0]) if str(exc) else ''}); check the URL, "
+                           "that the server runs and that its driver is installed") from None
+
+
+def _redact(text: str) -> str:
+    """A database URL's password never reaches a message: scheme://user:***@host."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]+):[^@\s]*@", r"\1:***@", text)
+
+
+def existing_spec(rdb, study_name: str, attr: str = SPEC_ATTR) -> dict | None:
+    import optuna
+
+    try:
+        study = optuna.load_study(study_name=study_name, storage=rdb)
+    except KeyError:
+        return None
+    return study.user_attrs.get(attr)
+
+
+def make_sampler(spec, worker: int, n_existing: int):
+    import optuna
+
+    if spec.sampler == "grid":
+        points = grid_points(spec.space)
+        if len(points) > 1:
+            space = {name: dist["values"] for name, dist in spec.space.items()}
+            return optuna.samplers.GridSampler(space, seed=spec.seed)
+        return optuna.samplers.RandomSampler(seed=spec.seed)
+    # Distinct seeds per worker and per resume, so no two draws repeat one sequence.
+    seed = spec.seed + 1000 * worker + n_existing
+    if spec.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+
+
+def make_pruner(spec):
+    import optuna
+
+    if not spec.pruning:
+        return optuna.pruners.NopPruner()
+    return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
