@@ -48,10 +48,14 @@ def show_run(
     raw_test = data.x_test[: len(y_test)]
     if not 0 <= image_index < len(y_test):
         raise RecordError(f"--image {image_index} is out of range; the test set has {len(y_test)} images (0..{len(y_test) - 1})")
+    from mnistexp.evaluate import check_model_shapes, load_error_message
+
     try:
         model = keras.models.load_model(model_path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
-        raise RecordError(f"{model_path}: cannot be loaded as a Keras model ({type(exc).__name__})") from None
+        raise RecordError(load_error_message(model_path, exc)) from None
+    input_shape = check_model_shapes(model, model_path, data.name, len(CLASS_NAMES.get(data.name, CLASS_NAMES["mnist"])))
+    x_test = x_test.reshape((len(x_test),) + input_shape)
 
     probabilities = predict_proba(model, x_test, config["runtime"].get("eval_batch_size", 1024))
     names = CLASS_NAMES.get(data.name, [str(i) for i in range(probabilities.shape[1])])

@@ -71,3 +71,26 @@ def test_show_rejects_a_folder_without_record(tmp_path):
 def test_show_image_index_out_of_range(run_dir, tiny_data_dir):
     result = CliRunner().invoke(cli, ["show", str(run_dir), "--data-dir", str(tiny_data_dir), "--image", "999"])
     assert result.exit_code == 1 and "--image 999 is out of range" in result.output
+
+
+@pytest.mark.parametrize("kind, fragment", [
+    ("lambda", "refused by Keras safe mode: the model contains a Lambda layer"),
+    ("five", "the model outputs shape (5,) per image; expected (10,)"),
+])
+def test_show_refuses_an_unsafe_or_misshapen_model_in_one_line(run_dir, tiny_data_dir, tmp_path, kind, fragment):
+    import shutil
+
+    import keras
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    shutil.rmtree(copy / "show", ignore_errors=True)  # from the gallery tests above
+    layers = [keras.layers.Flatten(), keras.layers.Dense(5 if kind == "five" else 10, activation="softmax")]
+    if kind == "lambda":
+        layers.insert(0, keras.layers.Lambda(lambda x: x + 0))
+    keras.Sequential([keras.Input((28, 28, 1)), *layers]).save(copy / "model.keras")
+    result = CliRunner().invoke(cli, ["show", str(copy), "--data-dir", str(tiny_data_dir)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith(f"Error: {copy / 'model.keras'}: ") and fragment in result.output
+    assert result.output.strip().count("\n") == 0
+    assert not (copy / "show").exists()
