@@ -512,6 +512,11 @@ def publish_saved_run(folder: str | Path, test_server: bool = False) -> str:
     if not openml.config.apikey:
         raise AdapterError(f"publishing needs an OpenML API key and none is configured: {API_KEY_HELP}")
     run = openml.runs.OpenMLRun.from_filesystem(folder, expect_model=False)
+    if run.run_details is not None:
+        # Folders written before issue 14 hold their text in run_details, which the server's
+        # schema refuses (spaces, ';'): send it as the setup string instead, as runs do now.
+        run.setup_string = run.setup_string or _ascii(run.run_details, MAX_VALUE)
+        run.run_details = None
     _, url, _ = publish_run(run, run.flow)
     return url
 

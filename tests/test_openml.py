@@ -515,20 +515,42 @@ def test_publish_sends_only_what_the_server_schemas_accept(tmp_path, oml_server)
     assert runs[0]["description"][1] == runs[1]["description"][1]
 
 
-def test_recorder_refuses_what_the_server_refuses(tmp_path, oml_server):
-    """The schema check above can fail: the description the adapter used to write is refused."""
-    from mnistexp.adapters.openml import publish_saved_run
+def _as_written_before_issue_14(folder: Path) -> str:
+    """Turn a run folder's description into what the adapter used to write: the text in
+    run_details (which the server's schema refuses), no setup_string."""
+    import re
+
+    description = folder / "description.xml"
+    old_details = "mnistexp run 20260101T000000000Z-openml-abcdef; 2 of 2 folds"
+    text = re.sub(r"\s*<oml:setup_string>.*?</oml:setup_string>", "", description.read_text(), flags=re.S)
+    text = text.replace("<oml:parameter_setting>", f"<oml:run_details>{old_details}</oml:run_details>"
+                        "<oml:parameter_setting>", 1)
+    description.write_text(text)
+    return old_details
+
+
+def test_old_run_folders_are_refused_as_is_and_published_by_publish_saved_run(tmp_path, oml_server):
+    from mnistexp.adapters.openml import publish_run, publish_saved_run
 
     result = _run(tmp_path, "--task-id", str(TID))
     assert result.exit_code == 0, result.output
     folder = _only_run_dir(tmp_path) / "openml_run"
-    description = folder / "description.xml"
-    old_details = "<oml:run_details>mnistexp run X; 2 of 2 folds</oml:run_details>"
-    description.write_text(description.read_text().replace("<oml:parameter_setting>", old_details
-                                                           + "<oml:parameter_setting>", 1))
+    old_details = _as_written_before_issue_14(folder)
+
+    # The schema check can fail: openml-python sending the old description as it is is refused,
+    # as the server refused it (issue 14).
+    run = openml.runs.OpenMLRun.from_filesystem(folder, expect_model=False)
+    assert run.run_details == old_details and run.setup_string is None
     with pytest.raises(openml.exceptions.OpenMLServerException, match="Problem validating"):
-        publish_saved_run(folder)
+        publish_run(run, run.flow)
     assert len(oml_server.uploads("run")) == 1 and oml_server.runs == []
+
+    # publish_saved_run moves the text into setup_string, and the server accepts the run.
+    url = publish_saved_run(folder)
+    assert url.endswith(f"/r/{OpenMLRecorder.RUN_ID}")
+    sent = oml_server.uploads("run")[-1]["description"][1]
+    assert _schema_errors(RUN_XSD, sent) == [] and b"run_details" not in sent
+    assert f"<oml:setup_string>{old_details}</oml:setup_string>".encode() in sent
 
 
 def test_too_long_parameter_is_refused_before_publishing(tmp_path, oml_server):
