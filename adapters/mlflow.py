@@ -141,11 +141,14 @@ def resolve_tracking_uri(mlflow, option: str | None) -> str:
     local database or folder made absolute: the record names a store that can be found again."""
     uri = (option or "").strip() or mlflow.get_tracking_uri()
     kind, path = local_store_path(uri)
-    if kind == "sqlite" and not path.is_absolute():
-        query = uri.split("?", 1)[1] if "?" in uri else ""
-        uri = f"sqlite:///{path.resolve().as_posix()}" + (f"?{query}" if query else "")
-    elif kind == "file" and not path.is_absolute():
-        uri = path.resolve().as_uri()
+    if kind in ("sqlite", "file"):
+        # abspath, not resolve(): "a/../b" is collapsed as MLflow and SQLite read it, even
+        # where folder a does not exist yet.
+        absolute = Path(os.path.abspath(path))
+        if absolute != path:
+            query = uri.split("?", 1)[1] if kind == "sqlite" and "?" in uri else ""
+            uri = (f"sqlite:///{absolute.as_posix()}" + (f"?{query}" if query else "")
+                   if kind == "sqlite" else absolute.as_uri())
     return uri
 
 
