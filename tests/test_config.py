@@ -238,3 +238,17 @@ def test_estimate_params_matches_keras_for_every_zoo_model():
     for name in zoo_names():
         config = load_config(zoo_path(name))
         assert estimate_params(config["model"]) == build_model(config["model"], config["train"]).count_params(), name
+
+
+@pytest.mark.parametrize("error", [MemoryError, OverflowError])
+def test_a_model_that_exhausts_memory_at_build_is_one_config_line(monkeypatch, error):
+    keras = pytest.importorskip("keras")
+    from mnistexp.experiment.model import build_model
+
+    def sequential(*args, **kwargs):
+        raise error("cannot allocate")
+
+    monkeypatch.setattr(keras, "Sequential", sequential)
+    config = resolve_config({})
+    with pytest.raises(ConfigError, match=rf"too large for this machine's memory \({error.__name__}\); use fewer"):
+        build_model(config["model"], config["train"])
