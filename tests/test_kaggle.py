@@ -20,7 +20,7 @@ from mnistexp.adapters.kaggle import kernel as kaggle
 from mnistexp.adapters.kaggle.entry import find_kaggle_data
 from mnistexp.cli import cli
 from mnistexp.experiment.config import load_config
-from mnistexp.experiment.data import idx_bytes, write_csv
+from mnistexp.experiment.data import DataError, write_csv
 from mnistexp.experiment.record import read_record
 from tests.conftest import REPO, TINY, synthetic_digits, write_idx_dir
 from tests.contract import Launch, PlatformContract, cli_argv
@@ -54,12 +54,13 @@ def run_kernel(kernel: Path, input_root: Path, working: Path, cwd: Path) -> subp
 
 @pytest.fixture(scope="module")
 def kaggle_run(tmp_path_factory):
-    """A tiny-config kernel run once in a Kaggle-like layout: /kaggle/input, /kaggle/working."""
+    """A tiny-config competition-mode kernel run once in a Kaggle-like layout: /kaggle/input, /kaggle/working."""
     root = tmp_path_factory.mktemp("kaggle")
     input_root = root / "kaggle" / "input"
     write_digit_recognizer(input_root / "digit-recognizer")
     kernel_dir = root / "kernel"
-    kaggle.generate_kaggle(load_config(REPO / "config.yaml", TINY), kernel_dir, user="tester")
+    kaggle.generate_kaggle(load_config(REPO / "config.yaml", TINY), kernel_dir, user="tester",
+                           dataset_sources=(), competition="digit-recognizer")
     working = root / "kaggle" / "working"
     done = run_kernel(kernel_dir / kaggle.CODE_FILE, input_root, working, cwd=root)
     return SimpleNamespace(root=root, input=input_root, working=working, done=done)
@@ -126,25 +127,81 @@ def test_kernel_without_data_says_what_to_attach(tmp_path):
     done = run_kernel(kernel, tmp_path / "input", tmp_path / "working", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert done.stderr.startswith("Error: ") and "digit-recognizer" in done.stderr
+    assert done.stderr.startswith("Error: ") and kaggle.DEFAULT_DATASET in done.stderr
+    assert "--competition digit-recognizer" in done.stderr
     assert not (tmp_path / "working" / "record.json").exists()
 
 
-def test_labelled_mnist_data_set_is_preferred_over_the_competition(tmp_path):
+def test_default_kernel_reads_the_official_mnist_split_not_the_competition(tmp_path):
     write_digit_recognizer(tmp_path / "digit-recognizer", n_train=30, n_test=5)
     write_idx_dir(tmp_path / "datasets" / "someone" / "mnist", n_train=30, n_test=10, sums=False)
-    data_dir, competition_test = find_kaggle_data(tmp_path)
-    assert data_dir == tmp_path / "datasets" / "someone" / "mnist"
-    assert competition_test == tmp_path / "digit-recognizer" / "test.csv"
+    assert find_kaggle_data(tmp_path) == (tmp_path / "datasets" / "someone" / "mnist", None)
+    only_competition = tmp_path / "c"
+    write_digit_recognizer(only_competition / "digit-recognizer", n_train=30, n_test=5)
+    with pytest.raises(DataError, match="official test split"):
+        find_kaggle_data(only_competition)
 
 
-def test_only_the_competition_trains_on_its_train_csv(tmp_path):
+def test_competition_mode_trains_on_its_train_csv(tmp_path):
     write_digit_recognizer(tmp_path / "competitions" / "digit-recognizer", n_train=30, n_test=5)
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((2, 28, 28), np.uint8)))
-    data_dir, competition_test = find_kaggle_data(tmp_path)  # the incomplete IDX folder is ignored
+    write_idx_dir(tmp_path / "datasets" / "someone" / "mnist", n_train=30, n_test=10, sums=False)
+    data_dir, competition_test = find_kaggle_data(tmp_path, mode="competition")
     assert data_dir == tmp_path / "competitions" / "digit-recognizer"
     assert competition_test == data_dir / "test.csv"
+
+
+def test_competition_record_says_it_is_a_different_experiment(kaggle_run):
+    record = read_record(kaggle_run.working)
+    assert record["platform_info"]["mode"] == "competition"
+    assert "different experiment" in record["platform_info"]["experiment_note"]
+
+
+def test_default_metadata_attaches_the_mnist_data_set(tmp_path):
+    result = CliRunner().invoke(cli, ["kernel", "kaggle", "--out", str(tmp_path), "--kaggle-user", "tester"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads((tmp_path / kaggle.METADATA_FILE).read_text())
+    assert meta["dataset_sources"] == [kaggle.DEFAULT_DATASET] and meta["competition_sources"] == []
+    result = CliRunner().invoke(cli, ["kernel", "kaggle", "--out", str(tmp_path), "--kaggle-user", "tester",
+                                      "--competition", "digit-recognizer"])
+    meta = json.loads((tmp_path / kaggle.METADATA_FILE).read_text())
+    assert meta["competition_sources"] == ["digit-recognizer"] and meta["dataset_sources"] == []
+    assert "'mode': 'competition'" in (tmp_path / kaggle.CODE_FILE).read_text()
+
+
+def test_kernel_on_keras_2_stops_with_one_line_naming_the_versions(tmp_path):
+    fake = tmp_path / "fake"
+    (fake / "keras").mkdir(parents=True)
+    (fake / "keras" / "__init__.py").write_text("__version__ = '2.15.0'\n")
+    (fake / "keras-2.15.0.dist-info").mkdir()  # what pip leaves: the kernel reads the version from it
+    (fake / "keras-2.15.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: keras\nVersion: 2.15.0\n")
+    (tmp_path / "input").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(fake), "MNISTEXP_KAGGLE_INPUT": str(tmp_path / "input"),
+           "MNISTEXP_KAGGLE_WORKING": str(tmp_path / "working")}
+    done = subprocess.run([sys.executable, str(REPO / "platforms" / "kaggle" / kaggle.CODE_FILE)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "needs Keras 3" in done.stderr and "2.15.0" in done.stderr and "2.16" in done.stderr
+    assert not (tmp_path / "working").exists()
+
+
+@pytest.mark.realdata
+def test_kernel_on_a_kaggle_layout_of_real_mnist_has_the_local_fingerprint(shared_mnist, tmp_path):
+    input_root = tmp_path / "kaggle" / "input"
+    shutil.copytree(shared_mnist, input_root / "mnist-dataset")  # /kaggle/input/<dataset>/
+    overrides = ["train.epochs=1", "data.train_limit=2000"]
+    config = load_config(REPO / "config.yaml", overrides)
+    kaggle.generate_kaggle(config, tmp_path / "kernel", user="tester")
+    done = run_kernel(tmp_path / "kernel" / kaggle.CODE_FILE, input_root, tmp_path / "working", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = read_record(tmp_path / "working")
+    local = CliRunner().invoke(cli, ["run", "--data-dir", str(shared_mnist), "--results-dir",
+                                     str(tmp_path / "results"), "-q", *sum((["--set", o] for o in overrides), [])])
+    assert local.exit_code == 0, local.output
+    (local_record,) = (tmp_path / "results").glob("*/record.json")
+    assert record["experiment"]["fingerprint"] == read_record(local_record)["experiment"]["fingerprint"]
+    assert record["data"]["checksums"] == read_record(local_record)["data"]["checksums"]
+    assert record["data"]["test_split"] == "official"
 
 
 # ---------------------------------------------------------------- the kaggle package
@@ -199,7 +256,8 @@ def test_committed_metadata_passes_the_kaggle_package_checks():
     assert request.slug == meta["id"] and request.new_title == meta["title"]
     assert request.language == "python" and request.kernel_type == "script"
     assert request.enable_internet is False and request.is_private is True
-    assert list(request.competition_data_sources) == ["digit-recognizer"]
+    assert list(request.competition_data_sources) == []
+    assert list(request.dataset_data_sources) == [kaggle.DEFAULT_DATASET]
     assert request.text == (folder / kaggle.CODE_FILE).read_text()
     from slugify import slugify
 

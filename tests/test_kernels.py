@@ -12,10 +12,10 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from mnistexp.cli import cli
-from mnistexp.experiment.config import load_config
 from mnistexp.adapters.codalab import kernel as codalab
 from mnistexp.adapters.kaggle import kernel as kaggle
+from mnistexp.cli import cli
+from mnistexp.experiment.config import load_config
 from mnistexp.kernels.build import KernelError, module_path, render_kernel
 from tests.conftest import REPO
 
@@ -28,7 +28,7 @@ def regenerate(tmp_path):
     meta = json.loads((PLATFORMS / "kaggle" / kaggle.METADATA_FILE).read_text())
     kaggle.generate_kaggle(
         config, tmp_path / "kaggle", user=meta["id"].split("/")[0], gpu=meta["enable_gpu"],
-        dataset_sources=meta["dataset_sources"], competition=bool(meta["competition_sources"]),
+        dataset_sources=meta["dataset_sources"], competition=(meta["competition_sources"] or [None])[0],
     )
     _, settings = codalab.read_metadata(PLATFORMS / "codalab")
     codalab.generate_codalab(config, tmp_path / "codalab", settings)

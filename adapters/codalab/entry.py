@@ -17,7 +17,7 @@ from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import DataError
 from mnistexp.experiment.hooks import RunDiverged, RunInterrupted
 from mnistexp.experiment.record import RecordError
-from mnistexp.kernels.runtime import find_mnist_dirs, run_kernel, summary_line
+from mnistexp.kernels.runtime import check_keras_version, find_mnist_dirs, run_kernel, summary_line
 
 
 def find_codalab_data(workdir: Path, dependency: str) -> Path:
@@ -42,6 +42,7 @@ def main(config: dict, kernel_info: dict) -> int:
     workdir = Path(os.environ.get("MNISTEXP_CODALAB_WORKDIR") or os.getcwd())
     dependency = str(kernel_info.get("data_dependency", "mnist"))
     try:
+        check_keras_version()
         data_dir = find_codalab_data(workdir, dependency)
         print(f"mnistexp: training on {data_dir}")
         platform_info = {

@@ -1,11 +1,17 @@
 """Entry point of the Kaggle kernel (embedded into platforms/kaggle/mnistexp_kaggle.py).
 
-Finds MNIST under /kaggle/input by searching (an MNIST data set with a labelled test
-split is preferred; else the digit-recognizer competition's train.csv, with a test split
-held out), trains the canonical experiment, writes record.json, history.csv, the model and
-plots to /kaggle/working/, and a submission.csv (ImageId,Label) when the competition's
-unlabelled test.csv is attached. MNISTEXP_KAGGLE_INPUT and MNISTEXP_KAGGLE_WORKING
-redirect the two folders (for tests and for running the file elsewhere).
+Two modes, fixed when the kernel is generated (KERNEL_INFO["mode"]):
+
+* "mnist" (default): the official MNIST split from an attached public MNIST data set
+  (IDX files or Keras' mnist.npz under /kaggle/input), verified by the published
+  checksums, so the record has the same experiment fingerprint as a local run.
+* "competition": the digit-recognizer competition's train.csv (42,000 labelled rows, the
+  last data.holdout_fraction held out as the test split) plus a submission.csv for its
+  unlabelled test.csv: a different experiment, and the record says so.
+
+Writes record.json, history.csv, the model and plots to /kaggle/working/.
+MNISTEXP_KAGGLE_INPUT and MNISTEXP_KAGGLE_WORKING redirect the two folders (for tests and
+for running the file elsewhere).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from mnistexp.experiment.hooks import RunDiverged, RunInterrupted
 from mnistexp.experiment.record import RecordError, write_text_atomic
 from mnistexp.experiment.train import predict_proba
 from mnistexp.kernels.runtime import (
+    check_keras_version,
     csv_has_labels,
     find_mnist_dirs,
     has_labelled_test,
@@ -32,26 +39,28 @@ from mnistexp.kernels.runtime import (
 KAGGLE_INPUT = "/kaggle/input"
 KAGGLE_WORKING = "/kaggle/working"
 COMPETITION = "digit-recognizer"
+# The public MNIST copy the kernel attaches by default (the four IDX files, official split).
+KERNEL_DEFAULT_DATASET = "hojjatk/mnist-dataset"
 
 
-def find_kaggle_data(input_root: Path) -> tuple[Path, Path | None]:
-    """(folder with labelled MNIST, the competition's unlabelled test.csv or None)."""
+def find_kaggle_data(input_root: Path, mode: str = "mnist") -> tuple[Path, Path | None]:
+    """(folder with the labelled training data, the competition's unlabelled test.csv or None)."""
     folders = find_mnist_dirs(input_root, max_depth=5)
-    if not folders:
-        raise DataError(
-            f"{input_root}: no MNIST data found; attach the '{COMPETITION}' competition or an MNIST "
-            "data set (IDX files, mnist.npz or train.csv/test.csv) to the kernel (Add Input)"
-        )
-    # A labelled official test split makes the run comparable with local runs on real MNIST;
-    # the competition's train.csv (test split held out) is the fallback.
-    ranked = sorted(folders, key=lambda f: (not has_labelled_test(f), f.name != COMPETITION, str(f)))
-    competition_test = None
+    official = [f for f in folders if has_labelled_test(f)]
+    if mode == "mnist":
+        if not official:
+            raise DataError(
+                f"{input_root}: no MNIST data set with the official test split is attached; add one as input "
+                f"(default: {KERNEL_DEFAULT_DATASET}, IDX files or mnist.npz), or generate the kernel with "
+                f"--competition {COMPETITION} for the competition's data (a different experiment)"
+            )
+        return sorted(official, key=str)[0], None
     for folder in sorted(folders, key=lambda f: (f.name != COMPETITION, str(f))):
         test_csv = folder / "test.csv"
         if (folder / "train.csv").is_file() and test_csv.is_file() and not csv_has_labels(test_csv):
-            competition_test = test_csv
-            break
-    return ranked[0], competition_test
+            return folder, test_csv
+    raise DataError(f"{input_root}: the '{COMPETITION}' competition data (train.csv, test.csv) is not attached; "
+                    "join the competition and add it as input")
 
 
 def write_submission(model, images: np.ndarray, config: dict, path: Path) -> int:
@@ -70,8 +79,10 @@ def write_submission(model, images: np.ndarray, config: dict, path: Path) -> int
 def main(config: dict, kernel_info: dict) -> int:
     input_root = Path(os.environ.get("MNISTEXP_KAGGLE_INPUT") or KAGGLE_INPUT)
     working = Path(os.environ.get("MNISTEXP_KAGGLE_WORKING") or KAGGLE_WORKING)
+    mode = kernel_info.get("mode", "mnist")
     try:
-        data_dir, competition_test = find_kaggle_data(input_root)
+        check_keras_version()
+        data_dir, competition_test = find_kaggle_data(input_root, mode)
         print(f"mnistexp: training on {data_dir}" + (f"; submission for {competition_test}" if competition_test else ""))
         test_images = read_csv(competition_test)[0] if competition_test else None
 
@@ -84,9 +95,15 @@ def main(config: dict, kernel_info: dict) -> int:
 
         platform_info = {
             "input_root": str(input_root),
+            "mode": mode,
             "competition": COMPETITION if competition_test else None,
             "competition_test": str(competition_test) if competition_test else None,
         }
+        if mode == "competition":
+            platform_info["experiment_note"] = (
+                f"trained and tested on the {COMPETITION} competition's train.csv (its own holdout split), "
+                "not the official MNIST split: a different experiment from local MNIST runs"
+            )
         record = run_kernel(config, "kaggle", data_dir, working, kernel_info, platform_info, after_evaluate)
     except (ConfigError, DataError, RecordError, RunDiverged) as exc:
         print(f"Error: {exc}", file=sys.stderr)

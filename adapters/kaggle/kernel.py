@@ -13,6 +13,9 @@ CODE_FILE = "mnistexp_kaggle.py"
 METADATA_FILE = "kernel-metadata.json"
 DEFAULT_OUT = Path("platforms") / "kaggle"
 COMPETITION = "digit-recognizer"
+# Attached by default: a public copy of the official MNIST files, so a Kaggle run is the same
+# experiment (same fingerprint) as a local one. Keep in sync with entry.KERNEL_DEFAULT_DATASET.
+DEFAULT_DATASET = "hojjatk/mnist-dataset"
 # The committed kernel's owner; `mnistexp kaggle push` swaps in the signed-in user.
 PLACEHOLDER_USER = "your-kaggle-username"
 
@@ -36,8 +39,10 @@ def kernel_slug(config: dict) -> str:
     return slug if len(slug) >= 5 else "mnistexp"
 
 
-def build_metadata(config: dict, user: str, gpu: bool = False, dataset_sources=(), competition: bool = True,
-                   slug: str | None = None) -> dict:
+def build_metadata(config: dict, user: str, gpu: bool = False, dataset_sources=(DEFAULT_DATASET,),
+                   competition: str | None = None, slug: str | None = None) -> dict:
+    """kernel-metadata.json; `competition` (digit-recognizer) switches the kernel to the
+    competition's data and a submission, a different experiment."""
     if not USER_RE.match(user or ""):
         raise KernelError(f"Kaggle user name {user!r} is not valid; pass your Kaggle user name to --kaggle-user")
     slug = slug or kernel_slug(config)
@@ -56,12 +61,15 @@ def build_metadata(config: dict, user: str, gpu: bool = False, dataset_sources=(
         "enable_tpu": False,
         "enable_internet": False,
         "dataset_sources": list(dataset_sources),
-        "competition_sources": [COMPETITION] if competition else [],
+        "competition_sources": [competition] if competition else [],
         "kernel_sources": [],
         "model_sources": [],
     }
+    if competition not in (None, COMPETITION):
+        raise KernelError(f"competition {competition!r} is not supported; the kernel knows {COMPETITION}")
     if not competition and not dataset_sources:
-        raise KernelError("the kernel needs data: keep the digit-recognizer competition or add --dataset-source")
+        raise KernelError(f"the kernel needs data: attach an MNIST data set (--dataset-source, default "
+                          f"{DEFAULT_DATASET}) or pass --competition {COMPETITION}")
     validate_metadata(meta)
     return meta
 
@@ -108,20 +116,24 @@ def kernel_source(config: dict, meta: dict) -> str:
         "slug": slug,
         "enable_gpu": meta["enable_gpu"],
         "competition_sources": list(meta["competition_sources"]),
+        "mode": "competition" if meta["competition_sources"] else "mnist",
         "dataset_sources": list(meta["dataset_sources"]),
     }
+    inputs = (f"the {COMPETITION} competition" if meta["competition_sources"] else
+              "the MNIST data set " + ", ".join(meta["dataset_sources"]))
+    submission = " and submission.csv" if meta["competition_sources"] else ""
     doc = f"""mnistexp on Kaggle: the '{config.get('name', 'custom')}' experiment as one self-contained script.
 
 Push it with `mnistexp kaggle push` (or `kaggle kernels push -p platforms/kaggle`), or paste
-it into a Kaggle notebook with the {COMPETITION} competition (or an MNIST data set) added as
-input and internet off. It writes record.json, history.csv, model.keras, plots and
-submission.csv to /kaggle/working/; bring the run home with
+it into a Kaggle notebook with {inputs} added as input and internet off.
+It writes record.json, history.csv, model.keras and plots{submission} to /kaggle/working/;
+bring the run home with
 `mnistexp kaggle pull <user>/{slug}` and compare it with `mnistexp compare results/`."""
     return render_kernel(config, "mnistexp.adapters.kaggle.entry", info, doc)
 
 
 def generate_kaggle(config: dict, out_dir: str | Path = DEFAULT_OUT, user: str = PLACEHOLDER_USER,
-                    gpu: bool = False, dataset_sources=(), competition: bool = True) -> list[Path]:
+                    gpu: bool = False, dataset_sources=(DEFAULT_DATASET,), competition: str | None = None) -> list[Path]:
     """Write mnistexp_kaggle.py and kernel-metadata.json to out_dir; return their paths."""
     meta = build_metadata(config, user, gpu, dataset_sources, competition)
     files = {

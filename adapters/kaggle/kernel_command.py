@@ -19,9 +19,11 @@ import click
                    "else the owner already in the output folder's kernel-metadata.json].")
 @click.option("--gpu/--no-gpu", default=False, show_default=True, help="Run the kernel on a Kaggle GPU.")
 @click.option("--dataset-source", "dataset_sources", multiple=True, metavar="OWNER/SLUG",
-              help="Also attach this Kaggle data set (e.g. an MNIST copy with the official test split).")
-@click.option("--competition/--no-competition", default=True, show_default=True,
-              help="Attach the digit-recognizer competition data (train.csv, test.csv).")
+              help="Kaggle data set with the MNIST files to attach [default: hojjatk/mnist-dataset, the "
+                   "official split: the same experiment as local runs]. Repeatable.")
+@click.option("--competition", type=click.Choice(["digit-recognizer"]), default=None,
+              help="Train on this competition's data instead and write its submission.csv (a different "
+                   "experiment: 42,000 rows with their own holdout split).")
 def command(config_path, overrides, out_dir, kaggle_user, gpu, dataset_sources, competition):
     """Generate the self-contained Kaggle kernel from config.yaml and experiment/.
 
@@ -30,6 +32,7 @@ def command(config_path, overrides, out_dir, kaggle_user, gpu, dataset_sources, 
     config embedded) and kernel-metadata.json. Push it with `mnistexp kaggle push`.
     """
     from mnistexp.adapters.kaggle.kernel import (
+        DEFAULT_DATASET,
         DEFAULT_OUT,
         PLACEHOLDER_USER,
         generate_kaggle,
@@ -43,8 +46,8 @@ def command(config_path, overrides, out_dir, kaggle_user, gpu, dataset_sources, 
     out = Path(out_dir) if out_dir else DEFAULT_OUT
     user = resolve_user(kaggle_user, out)
     try:
-        paths = generate_kaggle(config, out, user=user, gpu=gpu, dataset_sources=dataset_sources,
-                                competition=competition)
+        sources = tuple(dataset_sources) or (() if competition else (DEFAULT_DATASET,))
+        paths = generate_kaggle(config, out, user=user, gpu=gpu, dataset_sources=sources, competition=competition)
     except KernelError as exc:
         raise click.ClickException(str(exc)) from None
     for path in paths:

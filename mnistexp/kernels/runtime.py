@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import time
+from importlib import metadata
 from pathlib import Path
 
+from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import (
     CSV_PAIRS,
     DataError,
@@ -30,6 +32,33 @@ from mnistexp.experiment.record import RECORD_NAME, cpu_model, new_run_id
 
 # Environment variables a record may quote (platform facts, never credentials).
 SAFE_ENV_VARS = ("KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_DOCKER_IMAGE", "CUDA_VERSION")
+
+
+# Keras 3 is the first Keras the experiment code runs on (TensorFlow 2.16 ships it).
+MIN_KERAS = (3, 0)
+
+
+def check_keras_version() -> None:
+    """Stop at once, with one line naming the versions, on a platform image with Keras 2.
+
+    Reads the installed versions without importing them (TensorFlow's import is slow and noisy).
+    """
+    def installed(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return None
+
+    keras_version = installed("keras")
+    tf_version = installed("tensorflow") or installed("tensorflow-cpu") or "not installed"
+    found = tuple(int(p) for p in (keras_version or "0").split(".")[:2] if p.isdigit())
+    if found < MIN_KERAS:
+        raise ConfigError(
+            f"this kernel needs Keras 3 (TensorFlow 2.16 or newer); the platform has Keras "
+            f"{keras_version or 'not installed'} and TensorFlow {tf_version}: pick a newer image (Kaggle: "
+            "Settings > Environment 'Always use latest environment'; CodaLab: --docker-image "
+            "tensorflow/tensorflow:2.16.1 or newer)"
+        )
 
 
 def find_mnist_dirs(root: Path, max_depth: int = 4) -> list[Path]:

@@ -46,8 +46,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile):
-            raise DataError(f"{path}: corrupt or truncated gzip file; download it again") from None
+        except (OSError, EOFError, zlib.error):  # BadGzipFile is an OSError
+            raise DataError(f"{path}: corrupt or truncated gzip file; download it again "
+                            "(or delete it to fetch a fresh copy)") from None
     return parse_idx(raw, str(path))
 
 

@@ -14,6 +14,8 @@ import gzip
 import hashlib
 import os
 import struct
+import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -120,8 +122,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile):
-            raise DataError(f"{path}: corrupt or truncated gzip file; download it again") from None
+        except (OSError, EOFError, zlib.error):  # BadGzipFile is an OSError
+            raise DataError(f"{path}: corrupt or truncated gzip file; download it again "
+                            "(or delete it to fetch a fresh copy)") from None
     return parse_idx(raw, str(path))
 
 
@@ -203,8 +206,10 @@ def read_npz(path: str | Path) -> dict:
             return {k: np.asarray(npz[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
     except DataError:
         raise
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a readable .npz file, corrupt or truncated ({reason}); "
+                        "export or download it again") from None
 
 
 # ---------------------------------------------------------------- finding and verifying
@@ -234,8 +239,15 @@ def read_sha256sums(data_dir: Path) -> dict | None:
     sums = data_dir / "SHA256SUMS"
     if not sums.is_file():
         return None
+    try:
+        text = sums.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"{sums}: not a text file; write it with `sha256sum FILES > SHA256SUMS`, "
+                        "or delete it") from None
+    except OSError as exc:
+        raise DataError(f"{sums}: cannot be read ({exc.strerror})") from None
     table = {}
-    for line in sums.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         parts = line.strip().split()
         if len(parts) == 2 and len(parts[0]) == 64:
             table[parts[1].lstrip("*")] = parts[0].lower()
@@ -251,11 +263,18 @@ def file_sha256(path: Path) -> str:
 
 
 def verify_sha256sums(data_dir: Path, table: dict) -> None:
+    root = data_dir.resolve()
     for name, expected in table.items():
         path = data_dir / name
+        if root not in (data_dir / name).resolve().parents:
+            raise DataError(f"{data_dir / 'SHA256SUMS'}: lists {name!r}, outside the data folder; "
+                            "list only the files in that folder")
         if not path.is_file():
             raise DataError(f"{path}: listed in SHA256SUMS but missing")
-        actual = file_sha256(path)
+        try:
+            actual = file_sha256(path)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
         if actual != expected:
             raise DataError(
                 f"{path}: wrong checksum (expected sha256 {expected}, actual {actual}); "
@@ -307,6 +326,9 @@ def load_dataset(
             raise DataError(f"{data_dir}: images have shape {arrays[key].shape[1:]}; expected 28x28")
     if len(arrays["x_train"]) != len(arrays["y_train"]) or len(arrays["x_test"]) != len(arrays["y_test"]):
         raise DataError(f"{data_dir}: image and label counts differ")
+    if test_split == "holdout":  # the test labels were carved from the training file
+        files = {**files, "test_labels": files.get("train_labels", "")}
+    check_labels(arrays, files, dataset)
     data = Dataset(
         name=dataset,
         x_train=arrays["x_train"],
@@ -321,6 +343,27 @@ def load_dataset(
     if verify and not sums and test_split == "official":
         verify_known(dataset, data.checksums, files)
     return data
+
+
+def n_classes(dataset: str) -> int:
+    return len(CLASS_NAMES.get(dataset, CLASS_NAMES["mnist"]))
+
+
+def check_labels(arrays: dict, files: dict, dataset: str) -> None:
+    """Labels must be class indices 0..n-1: a 12 would make the loss NaN or crash Keras."""
+    limit = n_classes(dataset)
+    for key, part in (("y_train", "train_labels"), ("y_test", "test_labels")):
+        labels = arrays[key]
+        if labels is None or not len(labels):
+            continue
+        top = int(labels.max())
+        if top >= limit:
+            where = files.get(part) or part
+            count = int(np.count_nonzero(labels >= limit))
+            raise DataError(
+                f"{where}: {count} label(s) out of range (largest {top}); {dataset} has {limit} classes, "
+                f"so labels must be 0..{limit - 1}; fix the file or use the official {dataset} files"
+            )
 
 
 def _read_any(data_dir: Path) -> tuple[dict, dict, str]:
@@ -357,6 +400,131 @@ def _read_any(data_dir: Path) -> tuple[dict, dict, str]:
         f"{data_dir}: no MNIST files found; expected the four IDX files (.gz or raw), "
         "a Keras-style .npz, or train.csv/test.csv (label + 784 pixels)"
     )
+
+
+# ---------------------------------------------------------------- cheap pre-flight check
+
+DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+_MAGIC = {"gz": b"\x1f\x8b", "npz": b"PK\x03\x04"}
+
+
+def check_data_dir(data_dir: str | Path, dataset: str = "mnist", verify: bool = True) -> str:
+    """Fail fast (before TensorFlow is imported) on a data folder that cannot work.
+
+    Reads only file headers and the 10,000 test labels: DataError for a folder that does not
+    exist or holds no readable MNIST-style files, or whose labels are those of another known
+    data set (MNIST files passed as Fashion-MNIST, or the reverse). Returns the format found
+    ('idx', 'npz' or 'csv'); the full checksum check stays with load_dataset.
+    """
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        raise DataError(
+            f"data directory {data_dir} does not exist; pass a folder with the MNIST files to "
+            "--data-dir, or leave it out to download them"
+        )
+    if not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} is a file; pass the folder that holds it to --data-dir")
+    try:
+        next(data_dir.iterdir(), None)
+    except OSError as exc:
+        raise DataError(f"data directory {data_dir} cannot be read ({exc.strerror}); check its permissions") from None
+    if verify:
+        read_sha256sums(data_dir)  # a garbled SHA256SUMS is reported now, not after TF loads
+    idx = find_idx_files(data_dir)
+    if idx:
+        for path in idx.values():
+            head = _head(path)
+            if not (head.startswith(_MAGIC["gz"]) or (head[:2] == b"\0\0" and len(head) >= 4)):
+                raise DataError(f"{path}: not an IDX file (gzip or raw); download it again")
+        raw = _read_small_idx(idx["test_labels"])
+        _check_identity(dataset, hashlib.sha256(raw).hexdigest(), idx["test_labels"])
+        return "idx"
+    npz = sorted(data_dir.glob("*.npz"))
+    if npz:
+        if not _head(npz[0]).startswith(_MAGIC["npz"]):
+            raise DataError(f"{npz[0]}: not a .npz file (no zip header); export or download it again")
+        labels = read_npz_labels(npz[0])
+        _check_identity(dataset, content_sha256(labels), npz[0])
+        return "npz"
+    for train_name, test_name in CSV_PAIRS:
+        train_csv = data_dir / train_name
+        if train_csv.is_file():
+            _head(train_csv)
+            test_csv = data_dir / test_name
+            labels = _csv_labels(test_csv) if test_csv.is_file() else None
+            if labels is not None:
+                _check_identity(dataset, hashlib.sha256(idx_bytes(labels)).hexdigest(), test_csv)
+            return "csv"
+    raise DataError(
+        f"{data_dir}: no MNIST files found; expected the four IDX files (.gz or raw), "
+        "a Keras-style .npz, or train.csv/test.csv (label + 784 pixels)"
+    )
+
+
+def _head(path: Path, size: int = 8) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror}); check its permissions") from None
+
+
+def _read_small_idx(path: Path) -> bytes:
+    """The decompressed bytes of a small IDX file (the labels: 10 KB)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    if raw[:2] == _MAGIC["gz"]:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error):
+            raise DataError(f"{path}: corrupt or truncated gzip file; download it again "
+                            "(or delete it to fetch a fresh copy)") from None
+    return raw
+
+
+def read_npz_labels(path: Path) -> np.ndarray:
+    """y_test alone from a Keras-style .npz (members load lazily, so the images are not read)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "y_test" not in npz.files:
+                raise DataError(f"{path}: .npz lacks y_test; expected Keras mnist.npz keys")
+            return np.asarray(npz["y_test"])
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a readable .npz file, corrupt or truncated ({reason}); "
+                        "export or download it again") from None
+
+
+def _csv_labels(path: Path) -> np.ndarray | None:
+    """The first column of a labelled CSV, or None for an unlabelled (784-column) one."""
+    labels = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f):
+                first, _, rest = line.partition(",")
+                if number == 0 and not _is_number(first.strip()):
+                    continue  # header
+                if number < 2 and rest.count(",") != 783:
+                    return None  # 784 pixel columns, no label: Kaggle's test.csv
+                if first.strip():
+                    labels.append(int(first))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # load_dataset reports the exact problem
+    return np.asarray(labels, dtype=np.uint8) if labels and max(labels) < 256 else None
+
+
+def _check_identity(dataset: str, test_labels_sha256: str, where) -> None:
+    for other, sums in KNOWN_CHECKSUMS.items():
+        if other != dataset and sums["test_labels"] == test_labels_sha256:
+            raise DataError(
+                f"{where}: these are the {DISPLAY_NAMES.get(other, other)} files, not "
+                f"{DISPLAY_NAMES.get(dataset, dataset)}; pass --dataset {other} "
+                f"(or --set data.dataset={other})"
+            )
 
 
 def holdout_split(images: np.ndarray, labels: np.ndarray, fraction: float) -> dict:

@@ -24,6 +24,15 @@ def build_model(model_config: dict, train_config: dict, runtime_config: dict | N
         model = keras.Sequential(layers, name=_model_name(model_config))
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"config key 'model.layers' does not form a valid model: {_first_line(exc)}") from None
+    except Exception as exc:
+        # What config.check_model cannot foresee (the machine's free memory): a weight tensor
+        # that does not fit is a config problem, told in one line, not a TensorFlow traceback.
+        if isinstance(exc, MemoryError | OverflowError) or type(exc).__name__ == "ResourceExhaustedError":
+            raise ConfigError(
+                f"config key 'model.layers' describes a model too large for this machine's memory "
+                f"({type(exc).__name__}); use fewer units or filters"
+            ) from None
+        raise
     model.compile(
         optimizer=make_optimizer(train_config),
         loss=train_config["loss"],
