@@ -239,7 +239,7 @@ def test_csv_neutralises_formula_cells_but_keeps_numbers(tmp_path):
     assert "=HYPERLINK(" in _run([tmp_path, "--by", "study", "-f", "json"]).output
 
 
-MARKUP = ["[/]", "[link=https://evil.invalid]x[/link]", "[v2]", "[bold]loud"]
+MARKUP = ["[/]", "[link=https://evil.invalid]x[/link]", "[v2]", "[bold]loud", ":thumbs_up:"]
 
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "html", "json", "csv"])

@@ -97,6 +97,8 @@ def test_markup_in_record_text_is_shown_literally(tmp_path):
         assert MARKUP[0] in out.output and any(t in out.output for t in MARKUP[1:])
     assert "[link=https://evil.invalid]x[/link]" in _run(paths[0], paths[1]).output
     assert "[v2]" in _run(paths[0], paths[2]).output
+    emoji = write_run(tmp_path, make_record(":thumbs_up:", seed=7, run_id="markup-emoji")).parent
+    assert ":thumbs_up:" in _run(paths[0], emoji).output
 
 
 @pytest.mark.parametrize("payload, reason", [

@@ -128,7 +128,8 @@ def console_for_stdout():
 
     from rich.console import Console
 
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+    # No markup and no :emoji: codes: record text (platform names, tags) is printed as written.
+    return Console(highlight=False, markup=False, emoji=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _render(report, fmt: str, output: str | None) -> str | None:

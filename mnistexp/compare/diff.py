@@ -75,9 +75,9 @@ def print_diff(result: dict, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console.print(f"A: {result['a']}\nB: {result['b']}\n{result['verdict']}", markup=False)
+    console.print(Text(f"A: {result['a']}\nB: {result['b']}\n{result['verdict']}"))
     if not result["sections"]:
-        console.print("No recorded field differs.", markup=False)
+        console.print(Text("No recorded field differs."))
         return
     table = Table(show_lines=False)
     table.add_column("field")

@@ -222,20 +222,19 @@ def to_table(data: dict, console) -> None:
             console.print(table)
             for row in group["rows"]:
                 env = row["environment"]
-                console.print(f"  {row['value']}: TF {env['tensorflow'] or '?'}, {env['hardware'] or '?'}",
-                              markup=False)
+                console.print(Text(f"  {row['value']}: TF {env['tensorflow'] or '?'}, {env['hardware'] or '?'}"))
         else:
-            console.print("  no completed run with a test accuracy in this experiment", markup=False)
+            console.print(Text("  no completed run with a test accuracy in this experiment"))
             hidden = []
         _left_out_table(group, console)
         for line in group_lines(group):
-            console.print(line, markup=False)
+            console.print(Text(line))
         if hidden:
             console.print(f"(narrow terminal: {', '.join(hidden)} hidden; --format markdown shows all)",
                           markup=False)
         console.print()
     for note in data.get("notes") or []:
-        console.print(f"Note: {note}", markup=False)
+        console.print(Text(f"Note: {note}"))
 
 
 def _left_out_table(group: dict, console) -> None:
@@ -257,8 +256,7 @@ def _left_out_table(group: dict, console) -> None:
         table.add_row(*(Text(c) for c in run_cells(run, short)[:4]), Text(why))
     console.print(table)
     if len(left) > MAX_TERMINAL_LEFT_OUT:
-        console.print(f"  ... and {len(left) - MAX_TERMINAL_LEFT_OUT} more (--format json lists every run)",
-                      markup=False)
+        console.print(Text(f"  ... and {len(left) - MAX_TERMINAL_LEFT_OUT} more (--format json lists every run)"))
 
 
 def _table_width(group: dict, names: list[str], keep: list[int], with_folds: bool) -> int:
@@ -272,7 +270,7 @@ def to_text(data: dict) -> str:
     from rich.console import Console
 
     buffer = io.StringIO()
-    to_table(data, Console(file=buffer, width=160, highlight=False, no_color=True))
+    to_table(data, Console(file=buffer, width=160, highlight=False, no_color=True, markup=False, emoji=False))
     return buffer.getvalue()
 
 
