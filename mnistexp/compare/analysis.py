@@ -73,6 +73,7 @@ def build_report(runs: list[Run], by: str = "platform", sort: str | None = None,
     for i, (fp, members) in enumerate(ordered):
         group = _group(fp, members, by, reference if i else None, row_runs, margin, now, host)
         group["rows"].sort(key=lambda r: _sortable(SORT_KEYS[sort_key](r)), reverse=descending)
+        group["summary"]["values"] = [r["value"] for r in group["rows"]]  # in the table's order
         groups.append(group)
     data = {"by": by, "margin": margin, "n_runs": len(runs), "n_groups": len(groups), "groups": groups,
             "warnings": list(warnings or []), "notes": []}

@@ -302,9 +302,11 @@ def to_markdown(data: dict) -> str:
         out.append(f"<sub>experiment fingerprint {group['fingerprint']}</sub>\n")
         if group["rows"]:
             names = headers(group, data["by"])
+            text = {0} | {i for i, n in enumerate(names) if n in TEXT_COLUMNS}  # record text: escaped
             out += _md_table([e(n) for n in names],
-                             [[e(c) for c in [row["value"], *row_cells(row, with_folds)]] for row in group["rows"]],
-                             right={i for i, n in enumerate(names) if i and n not in TEXT_COLUMNS})
+                             [[e(c) if i in text else c for i, c in enumerate([row["value"], *row_cells(row, with_folds)])]
+                              for row in group["rows"]],
+                             right={i for i in range(1, len(names)) if i not in text})
         else:
             out += ["No completed run with a test accuracy in this experiment.", ""]
         out += [f"- {line}" for line in group_lines(group, e)]
