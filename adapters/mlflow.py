@@ -188,12 +188,11 @@ def check_local_store(kind: str, path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def quick_http():
-    """MLflow's HTTP client without its long retries, unless the user set them lower."""
-    saved = {name: os.environ.get(name) for name in PREFLIGHT_HTTP}
-    for name, value in PREFLIGHT_HTTP.items():
-        if saved[name] is None or int(saved[name] or 0) > int(value):
-            os.environ[name] = value
+def environment(**values: str):
+    """Environment variables set for the duration of a few MLflow calls (MLflow reads them
+    on each call), then put back as they were."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -202,6 +201,15 @@ def quick_http():
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def quick_http():
+    """MLflow's HTTP client without its long retries, unless the user set them lower."""
+    def lower(name, value):
+        current = os.environ.get(name, "")
+        return current if current.isdigit() and int(current) < int(value) else value
+
+    return environment(**{name: lower(name, value) for name, value in PREFLIGHT_HTTP.items()})
 
 
 def describe_store_error(exc: Exception, uri: str) -> str:
@@ -428,7 +436,10 @@ class MlflowAdapter(Adapter):
         final = finite({**record, "platform_info": {**record.get("platform_info", {}), **info}})
         self._call("log_text", json.dumps(final, indent=2), "record.json")
         # Tried even after logging errors: a run left RUNNING would look alive in MLflow forever.
-        self._call("set_terminated", status=status, always=True)
+        # MLflow's own "View run at" lines are off: they may show the URI's user info, and the
+        # harness prints the link itself (below, without it).
+        with environment(MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT="true"):
+            self._call("set_terminated", status=status, always=True)
         if self.errors:
             info["mlflow_errors"] = self.errors[:20]
             self.messages.append(f"MLflow: {len(self.errors)} logging call(s) failed; see "

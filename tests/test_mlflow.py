@@ -173,6 +173,26 @@ def test_interrupted_run_is_killed_in_mlflow(store, tiny_data_dir, tmp_path, mon
     assert {"history.csv", "record.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
+def test_store_lost_during_the_run_does_not_stop_the_training(store, tiny_data_dir, tmp_path, monkeypatch):
+    def lost(self, run_id, *args, **kwargs):
+        raise ConnectionError(f"connection to http://me:{PASSWORD}@tracking.example refused")
+
+    monkeypatch.setattr(mlflow.MlflowClient, "log_batch", lost)
+    results = tmp_path / "results"
+    result = run_cli(tiny_data_dir, results, "--mlflow-tracking-uri", store, "--set", "train.epochs=3")
+    assert result.exit_code == 0, result.output
+    record = only_record(results)
+    assert record["status"] == "completed" and record["metrics"]["epochs_run"] == 3
+    errors = record["platform_info"]["mlflow_errors"]
+    assert errors[0].startswith("log_batch: ConnectionError") and "me:***@" in errors[0]
+    assert errors[-1] == "stopped logging to MLflow after these errors"
+    assert "logging call(s) failed" in result.output and PASSWORD not in result.output
+    # The run itself was still closed in MLflow (set_terminated is tried whatever failed before).
+    client, run = mlflow_run(store, record)
+    assert run.info.status == "FINISHED"
+    assert not run.data.metrics
+
+
 # ---------------------------------------------------------------- pre-flight: one line, nothing written
 
 
