@@ -205,20 +205,14 @@ class StorageSeeds:
                                  "stopped early); use another --study name")
             time.sleep(0.5)
 
-    def _trial_id(self, number: int) -> int:
-        return self.rdb.get_trial_id_from_study_id_trial_number(self.study_id, number)
-
     def claim(self):
         """A waiting seed's trial, now RUNNING for this worker alone; None when none waits."""
-        states = self.optuna.trial.TrialState
-        for trial in self.rdb.get_all_trials(self.study_id, deepcopy=False, states=(states.WAITING,)):
-            trial_id = self._trial_id(trial.number)
-            try:
-                if self.rdb.set_trial_state_values(trial_id, state=states.RUNNING):
-                    return int(trial.user_attrs["seed"]), trial_id
-            except (self.optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
-                continue  # another worker took it first
-        return None
+        from mnistexp.explore.storage import claim_waiting
+
+        trial_id = claim_waiting(self.rdb, self.study_id)
+        if trial_id is None:
+            return None
+        return int(self.rdb.get_trial(trial_id).user_attrs["seed"]), trial_id
 
     def finish(self, trial_id, outcome: SeedOutcome) -> None:
         states = self.optuna.trial.TrialState

@@ -33,11 +33,13 @@ from .params import (
 from .records import mark_pruned
 from .storage import (
     SPEC_ATTR,
+    claim_waiting,
     default_storage,
     existing_spec,
     make_pruner,
     make_sampler,
     open_storage,
+    storage_lock,
 )
 from .summary import write_summary
 
@@ -206,7 +208,8 @@ def run_study(
                                 sampler=make_sampler(spec, 0, 0), pruner=make_pruner(spec))
     if existing is None:
         study.set_user_attr(SPEC_ATTR, spec.to_json())
-    planned = _plan(study, spec, n_trials)
+    with storage_lock(rdb, study_name):  # machines starting together must not queue a grid point twice
+        planned = _plan(study, spec, n_trials)
     shares = [planned // jobs + (1 if i < planned % jobs else 0) for i in range(jobs)]
     shares = [s for s in shares if s] or [0]
     echo(f"study {study_name}: {planned} trial(s) to run in {len(shares)} process(es) on {platform}; "
@@ -287,7 +290,43 @@ def _optimize(study_name, storage, results_dir, data_dir, timeout, verbose, thre
                           platform, adapter_options or {})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=optuna.exceptions.ExperimentalWarning)
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=[_report])
+        if spec.sampler == "grid":
+            # Only the queued points: Optuna's optimize() would create (and sample) a new trial when
+            # another worker took the last queued one, i.e. run a grid point twice.
+            queued = optuna.load_study(study_name=study_name, storage=rdb,
+                                       sampler=optuna.samplers.RandomSampler(seed=spec.seed), pruner=make_pruner(spec))
+            _run_queued(queued, rdb, objective, timeout)
+        else:
+            study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,), callbacks=[_report])
+
+
+def _run_queued(study, rdb, objective, timeout: float | None) -> None:
+    """Run waiting trials until none is left, each claimed atomically (several workers, one queue)."""
+    import time
+
+    import optuna
+
+    states = optuna.trial.TrialState
+    study_id = rdb.get_study_id_from_name(study.study_name)
+    started = time.monotonic()
+    while timeout is None or time.monotonic() - started < timeout:
+        trial_id = claim_waiting(rdb, study_id)
+        if trial_id is None:
+            return
+        study.get_trials(deepcopy=False)  # the study's storage cache learns of the claimed trial
+        trial = optuna.trial.Trial(study, trial_id)
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=states.PRUNED)
+        except TrialFailed:
+            study.tell(trial, state=states.FAIL)
+        except BaseException:  # Ctrl-C or a crash: the trial is over, the exception goes on
+            study.tell(trial, state=states.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+        _report(study, rdb.get_trial(trial_id))
 
 
 def _report(study, trial) -> None:

@@ -7,6 +7,8 @@ same opener.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from .params import ExploreError, grid_points
@@ -72,3 +74,50 @@ def make_pruner(spec):
     if not spec.pruning:
         return optuna.pruners.NopPruner()
     return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+
+
+def claim_waiting(rdb, study_id: int) -> int | None:
+    """Take one WAITING trial for this worker alone (WAITING -> RUNNING is a compare-and-set
+    under a row lock in Optuna's RDB storage); its id, or None when none waits."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    for trial in rdb.get_all_trials(study_id, deepcopy=False, states=(states.WAITING,)):
+        trial_id = rdb.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            if rdb.set_trial_state_values(trial_id, state=states.RUNNING):
+                return trial_id
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            continue  # another worker took it first
+    return None
+
+
+@contextmanager
+def storage_lock(rdb, name: str, wait_s: float = 120.0):
+    """A mutex over any RDB storage, for planning a study: holding it = owning the study name
+    `<name>.lock` (study names are unique in the storage, so creating one is atomic). A lock
+    older than wait_s (its holder died) is broken."""
+    import optuna
+
+    lock = f"{name}.lock"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            rdb.create_new_study(directions=[optuna.study.StudyDirection.MAXIMIZE], study_name=lock)
+            break
+        except optuna.exceptions.DuplicatedStudyError:
+            if time.monotonic() > deadline:
+                _delete_study(rdb, lock)
+                deadline = time.monotonic() + wait_s
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        _delete_study(rdb, lock)
+
+
+def _delete_study(rdb, name: str) -> None:
+    try:
+        rdb.delete_study(rdb.get_study_id_from_name(name))
+    except KeyError:
+        pass
