@@ -217,6 +217,10 @@ def describe_store_error(exc: Exception, uri: str) -> str:
     where = redact_uri(uri)
     text = redact(str(exc), uri).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     code = str(getattr(exc, "error_code", ""))
+    if "maintenance mode" in text:  # MLflow 3: file stores only with MLFLOW_ALLOW_FILE_STORE=true
+        return (f"this MLflow no longer opens file stores such as {where} by default; use a database "
+                "(--mlflow-tracking-uri sqlite:///mlflow.db; `mlflow migrate-filestore` moves old runs "
+                "into one) or set MLFLOW_ALLOW_FILE_STORE=true")
     if isinstance(exc, ImportError):
         return (f"the MLflow tracking URI {where} needs the Python package '{exc.name}', which is not "
                 f"installed; pip install it or {URI_HINT}")
@@ -330,10 +334,13 @@ class MlflowAdapter(Adapter):
         if self.store_kind == "memory":
             raise AdapterError(f"{self.tracking_uri} is an in-memory database that ends with the run; "
                                f"{URI_HINT}")
-        # A local store that does not exist yet is only checked for a writable place (opening
-        # it would create it); an existing or remote one is asked for the experiment.
-        if self.store_kind in ("sqlite", "file") and not check_local_store(self.store_kind, self.store_path):
-            return
+        # A new sqlite database is only checked for a writable place (opening it would create
+        # it); any other store is opened and asked for the experiment. A file store is opened
+        # even when new: MLflow 3 refuses file stores before creating anything.
+        if self.store_kind in ("sqlite", "file"):
+            exists = check_local_store(self.store_kind, self.store_path)
+            if self.store_kind == "sqlite" and not exists:
+                return
         experiment = self._lookup_experiment()
         if experiment is not None:
             if experiment.lifecycle_stage != "active":

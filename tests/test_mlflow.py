@@ -257,6 +257,15 @@ def test_bad_store_is_one_line_before_anything_is_written(store, tiny_data_dir, 
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.skipif(not hasattr(mlflow.environment_variables, "MLFLOW_ALLOW_FILE_STORE"),
+                    reason="this MLflow still opens file stores without asking")
+def test_file_store_refused_by_mlflow_3(store, tiny_data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    line = refused(tiny_data_dir, tmp_path, (tmp_path / "fs").as_uri())
+    assert "no longer opens file stores" in line and "MLFLOW_ALLOW_FILE_STORE=true" in line
+    assert not (tmp_path / "fs").exists()
+
+
 def test_server_that_rejects_the_credentials(store, tiny_data_dir, tmp_path):
     with http_server(401, b'{"error_code": "UNAUTHENTICATED", "message": "bad credentials"}',
                      "application/json") as url:
