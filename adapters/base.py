@@ -44,11 +44,9 @@ class Adapter(RunHooks):
         and before any data is loaded; raise AdapterError / DataError with one line. The
         default checks a given --data-dir."""
         if data_dir is not None:
-            from mnistexp.experiment.data import DataError
+            from mnistexp.experiment.data import check_data_dir
 
-            if not Path(data_dir).is_dir():
-                raise DataError(f"data folder {data_dir} does not exist; pass a folder with the data set "
-                                "files to --data-dir (or leave it out to download)")
+            check_data_dir(data_dir, config["data"]["dataset"], verify=config["data"]["verify"])
 
     # -- data access
     def load_data(self, config: dict, data_dir: str | Path | None):

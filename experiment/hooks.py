@@ -64,3 +64,7 @@ class RunHooks:
 
     def finish(self, record: dict) -> dict:
         return {}
+
+
+class RunStorageError(OSError):
+    """The run's files could not be written (disk full, folder gone); the record says so."""

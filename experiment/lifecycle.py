@@ -37,7 +37,7 @@ from mnistexp.artifacts import (
     write_history_csv,
 )
 from mnistexp.experiment.data import CLASS_NAMES, prepare_arrays
-from mnistexp.experiment.hooks import RunDiverged, RunHooks, RunInterrupted
+from mnistexp.experiment.hooks import RunDiverged, RunHooks, RunInterrupted, RunStorageError
 from mnistexp.experiment.model import build_model, count_params
 from mnistexp.experiment.record import (
     SCHEMA_VERSION,
@@ -166,7 +166,7 @@ class RecordWriter:
             self.write()
 
 
-class _SigtermAsInterrupt:
+class SigtermAsInterrupt:
     """SIGTERM ends the run like Ctrl-C (status interrupted), in the main thread only."""
 
     def __enter__(self):
@@ -237,7 +237,7 @@ def run_lifecycle(config: dict, splits: list, run_dir, record: dict, hooks: RunH
     run_dir = Path(run_dir)
     data_config, input_shape = config["data"], config["model"]["input_shape"]
     folds = len(splits) > 1 or splits[0].fold is not None
-    with _SigtermAsInterrupt():
+    with SigtermAsInterrupt():
         t0 = time.perf_counter()
         arrays = first_arrays or prepare_arrays(splits[0].dataset, data_config, input_shape)
         record["runtime"] = configure_runtime(config["train"]["seed"], config["runtime"])
@@ -333,7 +333,11 @@ def _run_splits(config, splits, run_dir, record, hooks, writer, verbose, extra_c
     last = record["history"][-1] if record["history"] else {}
     record["metrics"].update(final_val_accuracy=last.get("val_accuracy"), final_val_loss=last.get("val_loss"))
     hooks.log_metrics(dict(record["metrics"]), confusion)
-    files = _write_artifacts(run_dir, model, record, confusion, folds, len(splits))
+    try:
+        files = _write_artifacts(run_dir, model, record, confusion, folds, len(splits))
+    except OSError as exc:
+        raise RunStorageError(f"cannot write the run's files to {run_dir} ({exc.strerror or exc}); free disk "
+                              "space or pass another --results-dir") from None
     files.update({kind: run_dir / name for kind, name in (hooks.extra_artifacts(model, run_dir) or {}).items()})
     record["artifacts"] = {kind: path.name for kind, path in files.items()}
     for kind, path in files.items():

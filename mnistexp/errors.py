@@ -5,10 +5,10 @@ from __future__ import annotations
 from mnistexp.adapters.base import AdapterError
 from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import DataError
-from mnistexp.experiment.hooks import RunDiverged
+from mnistexp.experiment.hooks import RunDiverged, RunStorageError
 from mnistexp.experiment.record import RecordError
 
-USER_ERRORS = (ConfigError, DataError, RecordError, AdapterError, RunDiverged)
+USER_ERRORS = (ConfigError, DataError, RecordError, AdapterError, RunDiverged, RunStorageError)
 
 
 def user_errors() -> tuple:

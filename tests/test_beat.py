@@ -20,6 +20,7 @@ from mnistexp.experiment.config import load_config
 from mnistexp.experiment.record import read_record
 
 from .conftest import REPO, TINY
+from .contract import Launch, PlatformContract, run_argv
 
 PLATFORM_DIR = REPO / "platforms" / "beat"
 KINDS = {"dataformat", "protocoltemplate", "database", "library", "algorithm", "toolchain", "experiment"}
@@ -130,3 +131,24 @@ def test_failing_beat_run_leaves_a_failed_record_and_one_error_line(beat, tmp_pa
     (run_dir,) = list(results.iterdir())
     record = read_record(run_dir)
     assert record["status"] == "failed" and record["error"].startswith("BeatError")
+
+
+class TestBeatContract(PlatformContract):
+    """`mnistexp run --platform beat`: BEAT's own executor, driven from the BEAT virtualenv."""
+
+    platform = "beat"
+
+    @pytest.fixture
+    def launch(self, beat, tmp_path, tiny_data_dir):
+        count = iter(range(1000))
+
+        def make(overrides, data_dir=tiny_data_dir):
+            results = tmp_path / f"results-{next(count)}"
+            return Launch(run_argv(self.platform, data_dir, results, overrides), results)
+
+        return make
+
+    def training(self, run):
+        """BEAT reports epochs only at the end: its log shows when the training block runs."""
+        logs = list(run.out_dir.glob("*/beat.log"))
+        return bool(logs) and "cnn_train" in logs[0].read_text(errors="replace")

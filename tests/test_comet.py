@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import TINY
+from tests.contract import Launch, PlatformContract, run_argv
 
 pytest.importorskip("comet_ml")
 
@@ -593,3 +594,27 @@ def test_any_config_value_is_one_comet_accepts(value, comet_server, tmp_path):
     logged = sent["section|key"]
     assert (json.loads(logged) if isinstance(logged, str) and value != "text" else logged) == (
         list(value) if isinstance(value, tuple) else value)
+
+
+class TestCometContract(PlatformContract):
+    """`run --platform comet --offline` in a subprocess: the offline archive path, with a planted
+    COMET_API_KEY in the environment that must reach no file."""
+
+    platform = "comet"
+
+    @pytest.fixture
+    def sdk_modules(self):
+        return ["comet_ml"]
+
+    @pytest.fixture
+    def launch(self, tmp_path, tiny_data_dir):
+        home = tmp_path / "home"
+        home.mkdir()
+        env = {"HOME": str(home), **FAST_FAIL}
+        count = iter(range(1000))
+
+        def make(overrides, data_dir=tiny_data_dir):
+            results = tmp_path / f"results-{next(count)}"
+            return Launch(run_argv(self.platform, data_dir, results, overrides, "--offline"), results, env, home)
+
+        return make

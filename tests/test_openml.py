@@ -26,6 +26,7 @@ from mnistexp.experiment.data import load_dataset
 from mnistexp.experiment.record import experiment_fingerprint, read_record
 
 from .conftest import TINY, synthetic_digits
+from .contract import Launch, PlatformContract, run_argv
 
 openml = pytest.importorskip("openml")
 
@@ -562,3 +563,30 @@ def test_too_long_parameter_is_refused_before_publishing(tmp_path, oml_server):
     assert "Error: --publish: OpenML accepts parameter values of at most 2048 characters" in result.output
     assert "model__layers" in result.output and "Traceback" not in result.output
     assert oml_server.requests == [] and not any((tmp_path / "results").iterdir())
+
+
+class TestOpenMLContract(PlatformContract):
+    """`run --platform openml` in a subprocess, offline: the tiny 2-fold task from a prepared
+    OpenML cache (openml-python's own config file points at it and at a closed server)."""
+
+    platform = "openml"
+
+    @pytest.fixture
+    def sdk_modules(self):
+        return ["openml"]
+
+    @pytest.fixture
+    def launch(self, tmp_path, tiny_data_dir, oml_cache):
+        config_home = tmp_path / "xdg"
+        (config_home / "openml").mkdir(parents=True)
+        (config_home / "openml" / "config").write_text(
+            f"server={CLOSED_SERVER}\napikey=\ncachedir={tmp_path / 'openml-cache'}\n"
+            "retry_policy=robot\nconnection_n_retries=1\n")
+        env = {"XDG_CONFIG_HOME": str(config_home), "OPENML_CACHE_DIR": str(tmp_path / "openml-cache")}
+        count = iter(range(1000))
+
+        def make(overrides, data_dir=tiny_data_dir):
+            results = tmp_path / f"results-{next(count)}"
+            return Launch(run_argv(self.platform, data_dir, results, overrides, "--task-id", str(TID)), results, env)
+
+        return make

@@ -9,6 +9,7 @@ with beat_tool.py in the same virtualenv, and write the standard record.json.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def run_beat_experiment(beat: Path, prefix: Path, cache: Path, name: str, log_pa
         try:
             for line in proc.stdout:
                 log.write(line)
+                log.flush()  # `tail -f beat.log` follows the run
                 if heartbeat is not None:
                     heartbeat()
                 if verbose:
@@ -112,7 +114,12 @@ def run_beat_experiment(beat: Path, prefix: Path, cache: Path, name: str, log_pa
             proc.wait()
             raise
     if proc.returncode != 0:
-        raise BeatError(f"BEAT experiment failed ({_failure_reason(log_path)}); full log: {log_path}")
+        reason = _failure_reason(log_path)
+        if "diverged: " in reason:  # the algorithm's own check (code_train.py)
+            from mnistexp.experiment.hooks import RunDiverged
+
+            raise RunDiverged(reason.split("diverged: ", 1)[1])
+        raise BeatError(f"BEAT experiment failed ({reason}); full log: {log_path}")
 
 
 def _failure_reason(log_path: Path) -> str:
@@ -131,7 +138,7 @@ def run_with_beat(config: dict, results_dir: str | Path = "results", data_dir: s
     from mnistexp.adapters.beat.prefix import build_files, experiment_id, write_prefix
     from mnistexp.experiment.data import load_dataset
     from mnistexp.experiment.hooks import RunInterrupted
-    from mnistexp.experiment.lifecycle import RecordWriter, new_record
+    from mnistexp.experiment.lifecycle import RecordWriter, SigtermAsInterrupt, new_record
 
     t_start = time.perf_counter()
     beat = find_beat()
@@ -158,7 +165,7 @@ def run_with_beat(config: dict, results_dir: str | Path = "results", data_dir: s
     writer.write()
     name = experiment_id(config)
     try:
-        with tempfile.TemporaryDirectory(prefix="mnistexp-beat-") as work:
+        with SigtermAsInterrupt(), tempfile.TemporaryDirectory(prefix="mnistexp-beat-") as work:
             prefix = Path(work) / "prefix"
             write_prefix(prefix, build_files(config, root_folder=str(Path(data_dir).resolve())))
             t0 = time.perf_counter()
@@ -176,8 +183,9 @@ def run_with_beat(config: dict, results_dir: str | Path = "results", data_dir: s
         _close(record, writer, "interrupted", reason, t_start, beat)
         raise RunInterrupted(run_dir, reason) from None
     except Exception as exc:
-        _close(record, writer, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-               t_start, beat)
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"diverged: {text}" if type(exc).__name__ == "RunDiverged" else f"{type(exc).__name__}: {text}"
+        _close(record, writer, "failed", reason, t_start, beat)
         raise
     return run_dir, record
 
@@ -202,6 +210,13 @@ def fill_record(record: dict, summary: dict, dataset) -> None:
     record["experiment"]["fingerprint"] = rec.experiment_fingerprint(config, beat_checksums)
     record["data"].update(n_train=summary["n_train"], n_val=summary["n_val"], n_test=summary["n_test"])
     history = summary.get("history") or []
+    values = [summary.get("test_loss"), summary.get("test_accuracy"), *(v for row in history for v in row.values())]
+    bad = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+    if bad:
+        from mnistexp.experiment.hooks import RunDiverged
+
+        raise RunDiverged(f"BEAT's training loss or test metrics became {bad[0]}: the run diverged; "
+                          "lower train.learning_rate or check the data scaling")
     record["history"] = history
     last = history[-1] if history else {}
     record["metrics"].update(

@@ -7,6 +7,7 @@ bytes), the per-epoch history and the facts the run record needs, as JSON.
 """
 
 import json
+import math
 import os
 import platform
 import tempfile
@@ -80,6 +81,13 @@ class Algorithm:
         t0 = time.perf_counter()
         history = experiment_train.train_model(model, arrays, config["train"], callbacks, verbose=0)
         train_s = time.perf_counter() - t0
+        for row in history:  # the same rule as mnistexp's lifecycle: a non-finite loss is a failed run
+            bad = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+            if bad:
+                raise RuntimeError(
+                    f"diverged: {bad[0]} became {row[bad[0]]} after epoch {row['epoch']}: the run diverged; "
+                    "lower train.learning_rate or check the data scaling"
+                )
 
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.keras")
