@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnistexp.artifacts import (
+from mnistexp.experiment.artifacts import (
     plot_confusion,
     plot_learning_curves,
     save_model,

@@ -77,7 +77,7 @@ def _grid(n: int, max_cols: int = 8) -> tuple[int, int]:
 
 
 def plot_samples(path: Path, images, labels, probabilities, names, n: int, title: str) -> Path:
-    from mnistexp.artifacts import _pyplot, save_figure
+    from mnistexp.experiment.artifacts import _pyplot, save_figure
 
     plt = _pyplot()
     n = max(1, min(n, len(labels)))
@@ -98,7 +98,7 @@ def plot_samples(path: Path, images, labels, probabilities, names, n: int, title
 
 
 def plot_misclassified(path: Path, images, labels, probabilities, names, n: int, title: str) -> Path:
-    from mnistexp.artifacts import _pyplot, save_figure
+    from mnistexp.experiment.artifacts import _pyplot, save_figure
 
     plt = _pyplot()
     predicted = probabilities.argmax(axis=1)
@@ -142,7 +142,7 @@ def layer_activations(model, image) -> list[tuple[str, np.ndarray]]:
 def plot_activations(path: Path, model, image, raw_image, true_name: str, index: int,
                      max_maps: int = 16) -> Path:
     """One row per layer: up to `max_maps` feature maps of a conv layer, or a unit strip."""
-    from mnistexp.artifacts import _pyplot, save_figure
+    from mnistexp.experiment.artifacts import _pyplot, save_figure
 
     plt = _pyplot()
     activations = layer_activations(model, image)

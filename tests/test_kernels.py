@@ -71,6 +71,8 @@ def test_kernel_embeds_the_experiment_code_verbatim(kernel):
         ("mnistexp.experiment.train", "train_model"),
         ("mnistexp.experiment.record", "experiment_fingerprint"),
         ("mnistexp.experiment.record", "experiment_part"),
+        ("mnistexp.experiment.lifecycle", "run_lifecycle"),  # the one run loop, not a copy
+        ("mnistexp.experiment.lifecycle", "new_record"),
     ):
         assert _top_level_source(module, name) in text, f"{module}.{name} is not embedded verbatim"
     tree = ast.parse(text)
@@ -134,13 +136,13 @@ def test_kernel_kaggle_cli_writes_kernel_with_overrides_and_user(tmp_path):
     out = tmp_path / "k"
     result = CliRunner().invoke(cli, ["kernel", "kaggle", "--out", str(out), "--kaggle-user", "alice",
                                       "--config", str(REPO / "config.yaml"), "--set", "train.epochs=2",
-                                      "--gpu", "--dataset-source", "hojjatk/mnist-dataset"])
+                                      "--gpu", "--dataset-source", "someone/mnist-npz"])
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "kernel-metadata.json").read_text())
     assert meta["id"] == "alice/mnistexp-canonical"
     assert meta["enable_gpu"] is True and meta["enable_internet"] is False
-    assert meta["dataset_sources"] == ["hojjatk/mnist-dataset"]
-    assert meta["competition_sources"] == ["digit-recognizer"]
+    assert meta["dataset_sources"] == ["someone/mnist-npz"]
+    assert meta["competition_sources"] == []
     assert '"epochs": 2' in (out / "mnistexp_kaggle.py").read_text()
 
 
@@ -148,7 +150,7 @@ def test_kernel_kaggle_cli_writes_kernel_with_overrides_and_user(tmp_path):
     (["--set", "train.epochs=zero"], "train.epochs"),
     (["--kaggle-user", "bad user"], "--kaggle-user"),
     (["--dataset-source", "no-slash"], "owner/dataset-slug"),
-    (["--no-competition"], "needs data"),
+    (["--competition", "titanic"], "--competition"),
 ])
 def test_kernel_kaggle_bad_input_is_one_line_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "k"

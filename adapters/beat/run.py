@@ -241,7 +241,7 @@ def fill_record(record: dict, summary: dict, dataset) -> None:
 
 
 def _write_artifacts(run_dir: Path, record: dict, summary: dict) -> None:
-    from mnistexp import artifacts
+    from mnistexp.experiment import artifacts
     from mnistexp.experiment.data import CLASS_NAMES
 
     artifacts.write_history_csv(run_dir / "history.csv", record["history"])

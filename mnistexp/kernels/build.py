@@ -52,7 +52,7 @@ EXPERIMENT_PARTS = (
     # The schema is embedded as JSON instead of read from a file next to the module.
     Part("mnistexp.experiment.record", drop=("SCHEMA_PATH", "load_schema")),
     Part(
-        "mnistexp.artifacts",
+        "mnistexp.experiment.artifacts",
         keep=("HISTORY_COLUMNS", "write_history_csv", "write_confusion_csv", "save_model",
               "_pyplot", "save_figure", "plot_learning_curves", "plot_confusion"),
     ),
