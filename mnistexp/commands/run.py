@@ -138,10 +138,11 @@ def _run_seeds(platform, config_path, overrides, data_dir, results_dir, quiet, t
         name=name or studies.default_study_name(config), seeds=seeds, config=config, platform=platform,
         adapter_options=adapter_kwargs, results_dir=str(results_dir), data_dir=data_dir,
         tags=_parse_tags(tags), jobs=jobs, storage=storage)
-    threads = config["runtime"]["intra_op_threads"] or "TF default"
+    threads = config["runtime"]["intra_op_threads"]
+    threads = f"{threads} TF thread(s) each" if threads else "TensorFlow's default threads"
     where = f"storage {_redact(storage)}" if storage else "this machine"
     click.echo(f"study {study.name}: seeds {studies._seed_text(seeds)} on {platform}, {jobs} process(es) at a time "
-               f"({threads} TF thread(s) each), {where}")
+               f"({threads}), {where}")
     live = not quiet and sys.stdout.isatty()
     result = studies.run_seed_study(study, report=click.echo, live=live)
     for line in studies.summary_lines(result):

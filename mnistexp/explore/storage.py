@@ -27,12 +27,33 @@ def open_storage(url: str):
     # SQLite: wait for another process's write lock instead of failing; server databases:
     # check pooled connections before use (a worker may sit idle for a whole trial).
     kwargs = {"connect_args": {"timeout": 120}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # SQLAlchemy/driver errors vary widely
-        raise ExploreError(f"--storage {_redact(url)}: cannot be opened ({type(exc).__name__}: "
-                           f"{_redact(str(exc).splitlines()[0]) if str(exc) else ''}); check the URL, "
-                           "that the server runs and that its driver is installed") from None
+    import sqlalchemy.exc
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # Workers started together on a new database race to create Optuna's tables; the
+            # loser's CREATE fails on PostgreSQL's catalog, and the tables exist a moment later.
+            if attempt == 4:
+                raise ExploreError(f"--storage {_redact(url)}: Optuna's tables could not be created") from None
+            time.sleep(0.5 + attempt)
+        except Exception as exc:  # SQLAlchemy/driver errors vary widely
+            raise ExploreError(f"--storage {_redact(url)}: cannot be opened ({type(exc).__name__}: "
+                               f"{_redact(str(exc).splitlines()[0]) if str(exc) else ''}); check the URL, "
+                               "that the server runs and that its driver is installed") from None
+    raise AssertionError("unreachable")
+
+
+def with_driver(url: str) -> str:
+    """postgresql://... with the PostgreSQL driver that is installed: SQLAlchemy 2.1 reads a bare
+    postgresql:// as psycopg 3, while the dev extra installs psycopg2 (psycopg2-binary)."""
+    import importlib.util
+
+    if url.startswith(("postgresql://", "postgres://")) and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
 
 
 def _redact(text: str) -> str:

@@ -68,7 +68,7 @@ def write_summary(study, study_dir: Path) -> dict:
 def _plot_history(study, path: Path) -> None:
     import optuna
 
-    from mnistexp.artifacts import _pyplot, save_figure
+    from mnistexp.experiment.artifacts import _pyplot, save_figure
 
     _pyplot()
     with warnings.catch_warnings():
