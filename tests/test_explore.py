@@ -156,3 +156,52 @@ def test_jobs_2_runs_the_same_grid_in_two_processes(tiny_data_dir, tmp_path):
     assert all(r["experiment"]["config"]["runtime"]["intra_op_threads"] >= 1 for r in records)  # cores / jobs
     summary = json.loads((tmp_path / "par" / "summary.json").read_text())
     assert summary["trials"]["complete"] == 4
+
+
+class _AlwaysPrune:
+    """An Optuna trial whose pruner always says stop."""
+
+    def __init__(self):
+        self.reported = []
+
+    def report(self, value, step):
+        self.reported.append((step, value))
+
+    def should_prune(self):
+        return True
+
+
+@pytest.mark.parametrize("epochs, pruned_at", [(1, None), (3, 1)])
+def test_a_trial_that_finished_its_last_epoch_is_never_pruned(epochs, pruned_at):
+    from mnistexp.explore import pruning_callback
+
+    class Model:
+        stop_training = False
+
+    trial = _AlwaysPrune()
+    callback = pruning_callback(trial, "val_accuracy")
+    callback.set_params({"epochs": epochs})
+    callback.set_model(Model())
+    callback.on_epoch_end(0, {"val_accuracy": 0.5})
+    assert trial.reported == [(1, 0.5)]
+    assert callback.pruned_at == pruned_at
+    assert callback.model.stop_training is (pruned_at is not None)
+
+
+@pytest.mark.slow
+def test_trials_run_through_the_chosen_platform(tiny_data_dir, tmp_path):
+    """--platform mlflow: every trial is logged by the MLflow adapter (no hard-coded local runs)."""
+    pytest.importorskip("mlflow")
+    store = tmp_path / "mlflow.db"
+    result = _explore(["--study", "onmlflow", "--platform", "mlflow", "--mlflow-tracking-uri", f"sqlite:///{store}",
+                       "-r", "0.001", "-e", "1", "--no-pruning"], tiny_data_dir, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "on mlflow" in result.output
+    (record,) = _records(tmp_path / "onmlflow")
+    assert record["platform"] == "mlflow" and record["status"] == "completed"
+    assert store.stat().st_size > 0
+
+
+def test_platform_options_belong_to_their_platform(tmp_path):
+    result = CliRunner().invoke(cli, ["explore", "--results-dir", str(tmp_path), "--offline", "-r", "0.1"])
+    assert result.exit_code == 2 and "--offline applies to --platform comet only" in result.output
