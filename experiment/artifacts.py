@@ -81,39 +81,30 @@ def plot_learning_curves(path: Path, history: list[dict], title: str) -> None:
 
 
 def plot_confusion(path: Path, matrix, class_names: list[str], title: str) -> None:
+    """Counts on a log colour scale, so a handful of errors shows beside ~1,000 correct
+    predictions (on a linear scale only the diagonal is visible); zero cells stay white."""
+    import matplotlib.colors
+    import numpy as np
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    image = ax.imshow(matrix, cmap="Blues")
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(6.8, 6.0), layout="constrained")
+    peak = max(int(matrix.max()) if matrix.size else 1, 2)
+    norm = matplotlib.colors.LogNorm(vmin=1, vmax=peak)
+    image = ax.imshow(np.ma.masked_equal(matrix, 0), cmap="viridis_r", norm=norm)
     ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     ax.set_yticks(range(len(class_names)), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    peak = matrix.max() if matrix.size else 0
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
-            ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if matrix[i, j] > peak / 2 else "black")
-    fig.colorbar(image, ax=ax)
-    ax.set_title(title)
+            count = int(matrix[i, j])
+            if count:
+                dark = norm(count) > 0.55
+                ax.text(j, i, count, ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black", fontweight="normal" if i == j else "bold")
+    errors = int(matrix.sum() - np.trace(matrix))
+    fig.colorbar(image, ax=ax, shrink=0.8, label="count (log scale)")
+    # The title sits above the whole figure, so it never runs into the colour bar.
+    fig.suptitle(f"{title}\n{errors} errors of {int(matrix.sum())} test images", fontsize=9)
     save_figure(fig, path)
-
-
-def write_run_artifacts(run_dir: Path, keras_model, record: dict, confusion, dataset: str) -> dict:
-    """Write every artifact; return {kind: path} in the order they were written."""
-    from mnistexp.experiment.data import CLASS_NAMES
-
-    names = CLASS_NAMES.get(dataset, [str(i) for i in range(len(confusion))])
-    title = f"{record['experiment']['name']} on {record['platform']} ({record['run_id']})"
-    files = {
-        "model": run_dir / "model.keras",
-        "history": run_dir / "history.csv",
-        "confusion_matrix": run_dir / "confusion_matrix.csv",
-        "learning_curves_plot": run_dir / "learning_curves.png",
-        "confusion_matrix_plot": run_dir / "confusion_matrix.png",
-    }
-    save_model(files["model"], keras_model)
-    write_history_csv(files["history"], record["history"])
-    write_confusion_csv(files["confusion_matrix"], confusion, names)
-    plot_learning_curves(files["learning_curves_plot"], record["history"], title)
-    plot_confusion(files["confusion_matrix_plot"], confusion, names, title)
-    return files

@@ -23,6 +23,18 @@ class ModelEntry:
     config: dict | None  # the run's resolved config, when the model came from a run folder
 
 
+def recorded_data_dir(record: dict, run_dir: Path) -> Path | None:
+    """The data folder the run read (record data.source), if it is still there: so `show` and
+    `evaluate` reuse the user's files instead of downloading. A relative source is tried from the
+    current folder and from the folder that holds results/ (where the run was started)."""
+    source = (record.get("data") or {}).get("source")
+    if not source:
+        return None
+    path = Path(source)
+    candidates = [path] if path.is_absolute() else [path, Path(run_dir).resolve().parent.parent / path]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
 def resolve_models(targets: list[str]) -> list[ModelEntry]:
     entries = []
     for target in targets:
@@ -104,7 +116,11 @@ def _score_entries(entries: list[ModelEntry], data_dir, dataset_name: str | None
             config["data"]["dataset"] = dataset_name
         key = (config["data"]["dataset"], json.dumps(config["data"], sort_keys=True))
         if key not in cache:
-            data = LocalAdapter().load_data(config, data_dir)
+            folder = data_dir
+            if folder is None and entry.config is not None:
+                record = read_record(entry.model_path.parent)
+                folder = recorded_data_dir(record, entry.model_path.parent)
+            data = LocalAdapter().load_data(config, folder)
             cache[key] = (data, prepare_arrays(data, {**config["data"], "validation_split": 0.0},
                                                config["model"]["input_shape"]))
         data, arrays = cache[key]

@@ -42,7 +42,9 @@ def show_run(
     config = record["experiment"]["config"]
     if dataset:
         config["data"]["dataset"] = dataset
-    data = LocalAdapter().load_data(config, data_dir)
+    from mnistexp.evaluate import recorded_data_dir
+
+    data = LocalAdapter().load_data(config, data_dir if data_dir is not None else recorded_data_dir(record, run_dir))
     arrays = prepare_arrays(data, {**config["data"], "validation_split": 0.0}, config["model"]["input_shape"])
     x_test, y_test = arrays["x_test"], arrays["y_test"]
     raw_test = data.x_test[: len(y_test)]

@@ -94,3 +94,26 @@ def test_show_refuses_an_unsafe_or_misshapen_model_in_one_line(run_dir, tiny_dat
     assert result.output.startswith(f"Error: {copy / 'model.keras'}: ") and fragment in result.output
     assert result.output.strip().count("\n") == 0
     assert not (copy / "show").exists()
+
+
+def test_show_and_evaluate_reuse_the_data_folder_the_run_read(tiny_data_dir, tmp_path, monkeypatch):
+    """No --data-dir: the run's own (relative) data folder is used, nothing is downloaded."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from mnistexp.cli import cli
+    from tests.conftest import TINY
+
+    shutil.copytree(tiny_data_dir, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNISTEXP_CACHE_DIR", str(tmp_path / "empty-cache"))  # a download would land here
+    argv = ["run", "--data-dir", "data", "--results-dir", "results", "-q", *sum((["--set", s] for s in TINY), [])]
+    assert CliRunner().invoke(cli, argv).exit_code == 0
+    (run_dir,) = (tmp_path / "results").iterdir()
+    monkeypatch.chdir(tmp_path / "results")  # from elsewhere: found beside results/
+    shown = CliRunner().invoke(cli, ["show", str(run_dir), "--out", str(tmp_path / "shown")])
+    assert shown.exit_code == 0, shown.output
+    scored = CliRunner().invoke(cli, ["evaluate", str(run_dir), "--results-dir", str(tmp_path / "results")])
+    assert scored.exit_code == 0, scored.output
+    assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.gz"))
