@@ -85,7 +85,7 @@ def test_bad_study_input_is_one_line_and_writes_nothing(args, message, tiny_data
 def test_a_missing_data_folder_stops_the_study_before_any_process_starts(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--seeds", "1-3", "--data-dir", str(tmp_path / "nope"),
                                       "--results-dir", str(tmp_path / "results")])
-    assert result.exit_code == 1 and "data folder" in result.output and "does not exist" in result.output
+    assert result.exit_code == 1 and "nope does not exist" in result.output and "--data-dir" in result.output
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
 
 
