@@ -86,8 +86,13 @@ def comparison_text(c: dict, esc=str) -> str:
     if c["ci_low"] is None:
         return f"{head} ({test}): Δ accuracy {pp(c['diff'])} pp → {c['verdict']}"
     # The p-value is in the verdict where it matters (different / inconclusive).
-    return (f"{head} ({test}): Δ accuracy {pp(c['diff'])} pp, 95% CI [{pp(c['ci_low'])}, {pp(c['ci_high'])}] pp"
+    text = (f"{head} ({test}): Δ accuracy {pp(c['diff'])} pp, 95% CI [{pp(c['ci_low'])}, {pp(c['ci_high'])}] pp"
             f" → {c['verdict']}")
+    if c.get("ci90_low") is not None and c.get("margin") is not None:
+        p_eq = c.get("p_equivalence")
+        text += (f"; TOST ±{c['margin'] * 100:.2f} pp: 90% CI [{pp(c['ci90_low'])}, {pp(c['ci90_high'])}] pp"
+                 + (f", p = {p_eq:.3f}" if p_eq is not None else ""))
+    return text
 
 
 def group_lines(group: dict, esc=str) -> list[str]:
