@@ -41,6 +41,8 @@ KAGGLE_WORKING = "/kaggle/working"
 COMPETITION = "digit-recognizer"
 # The public MNIST copy the kernel attaches by default (the four IDX files, official split).
 KERNEL_DEFAULT_DATASET = "hojjatk/mnist-dataset"
+# Kaggle's environment facts the record may quote (never its secrets such as KAGGLE_KEY).
+KAGGLE_FACTS = ("KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_DOCKER_IMAGE")
 
 
 def find_kaggle_data(input_root: Path, mode: str = "mnist") -> tuple[Path, Path | None]:
@@ -104,7 +106,8 @@ def main(config: dict, kernel_info: dict) -> int:
                 f"trained and tested on the {COMPETITION} competition's train.csv (its own holdout split), "
                 "not the official MNIST split: a different experiment from local MNIST runs"
             )
-        record = run_kernel(config, "kaggle", data_dir, working, kernel_info, platform_info, after_evaluate)
+        record = run_kernel(config, "kaggle", data_dir, working, kernel_info, platform_info, after_evaluate,
+                            safe_env=KAGGLE_FACTS)
     except (ConfigError, DataError, RecordError, RunDiverged) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

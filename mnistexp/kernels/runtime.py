@@ -30,8 +30,9 @@ from mnistexp.experiment.lifecycle import (
 )
 from mnistexp.experiment.record import RECORD_NAME, cpu_model, new_run_id
 
-# Environment variables a record may quote (platform facts, never credentials).
-SAFE_ENV_VARS = ("KAGGLE_KERNEL_RUN_TYPE", "KAGGLE_DOCKER_IMAGE", "CUDA_VERSION")
+# Environment variables every kernel's record may quote (facts, never credentials); a platform's
+# entry adds its own (run_kernel's safe_env).
+SAFE_ENV_VARS = ("CUDA_VERSION",)
 
 
 # Keras 3 is the first Keras the experiment code runs on (TensorFlow 2.16 ships it).
@@ -108,7 +109,7 @@ def csv_has_labels(path: Path) -> bool:
     return len(first.strip().split(",")) == 785
 
 
-def hardware_info() -> dict:
+def hardware_info(safe_env=()) -> dict:
     """What the kernel saw: CPU, memory, accelerators (for side-by-side platform comparison)."""
     gpus = gpu_names()
     tpu = bool(os.environ.get("TPU_NAME")) or Path("/dev/accel0").exists()
@@ -127,7 +128,7 @@ def hardware_info() -> dict:
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "memory_gb": memory_gb,
-        "env": {name: os.environ[name] for name in SAFE_ENV_VARS if os.environ.get(name)},
+        "env": {name: os.environ[name] for name in (*SAFE_ENV_VARS, *safe_env) if os.environ.get(name)},
     }
 
 
@@ -157,6 +158,7 @@ def run_kernel(
     platform_info: dict | None = None,
     after_evaluate=None,
     verbose: int = 2,
+    safe_env=(),
 ) -> dict:
     """Train and evaluate `config` on the data in `data_dir` through the one run lifecycle;
     the record and files go to `out_dir`.
@@ -177,7 +179,7 @@ def run_kernel(
         "kernel": dict(kernel_info),
         "data_dir": str(data_dir),
         "output_dir": str(out_dir),
-        "hardware": hardware_info(),
+        "hardware": hardware_info(safe_env),
         **(platform_info or {}),
     }
     if dataset.test_split == "holdout":
