@@ -83,7 +83,7 @@ def _library_code(module_file: str) -> str:
     if re.search(r"^from \.", source, flags=re.M):
         raise BeatPrefixError(
             f"experiment/{module_file} has a relative import the BEAT generator does not map; "
-            "add it to LIBRARIES in mnistexp/beat/prefix.py"
+            "add it to LIBRARIES in adapters/beat/prefix.py"
         )
     if "@dataclass" in source:
         # BEAT execs a library as a module outside sys.modules, where dataclasses looks the
