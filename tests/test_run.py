@@ -198,6 +198,9 @@ def test_ctrl_c_mid_run_leaves_an_interrupted_record(tiny_data_dir, tmp_path):
         [sys.executable, "-m", "mnistexp.cli", "run", "--data-dir", str(tiny_data_dir), "--results-dir",
          str(results), "--epochs", "200", "--batch-size", "8", "-q"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        # A shell's background job starts with SIGINT ignored, and Python keeps it so: give the
+        # run a terminal's default, as when a user presses Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     history = None

@@ -138,7 +138,8 @@ def test_ctrl_c_stops_every_seed_and_leaves_interrupted_records(tiny_data_dir, t
     proc = subprocess.Popen(
         [sys.executable, "-m", "mnistexp.cli", "run", "--seeds", "1-3", "--jobs", "2", "--study", "stop",
          "--epochs", "500", "--batch-size", "32", "--data-dir", str(tiny_data_dir), "--results-dir", str(results)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as in a terminal, even under `&`
     try:
         # Both running seeds have trained at least one epoch: their records exist.
         _wait_for(lambda: len([r for r in records(results) if r["history"]]) == 2, 240, "two running seeds")
