@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PLAIN = ["runtime.jit_compile=false", "runtime.steps_per_execution=1", "runtime.intra_op_threads=0", "runtime.inter_op_threads=0",
-         "runtime.eval_batch_size=128"]
+         "runtime.eval_batch_size=128", "runtime.gc_pause=false"]
 
 
 def run_child(argv: list[str], env: dict) -> tuple[str, float, float]:

@@ -36,6 +36,8 @@ LEVERS: dict[str, tuple[dict, dict]] = {
     "loop": ({}, {"loop": True}),
     "nobias": ({}, {"spe": 8, "nobias": True}),
     "nodropout": ({}, {"spe": 8, "nodropout": True}),
+    "gcfreeze": ({}, {"spe": 8, "gcfreeze": True}),
+    "gcoff": ({}, {"spe": 8, "gcoff": True}),
     "noremap": ({}, {"spe": 8, "grappler": {"remapping": False}}),
     "nolayout": ({}, {"spe": 8, "grappler": {"layout_optimizer": False}}),
     "jax": ({"KERAS_BACKEND": "jax"}, {"spe": 8, "jit": True}),
@@ -93,6 +95,11 @@ def child(opts: dict) -> None:
                   metrics=["accuracy"], jit_compile=bool(opts.get("jit")), steps_per_execution=opts.get("spe", 1))
     n_val = int(len(x_train) * 0.1)
     x_tr, y_tr, x_val, y_val = x_train[:-n_val], y_train[:-n_val], x_train[-n_val:], y_train[-n_val:]
+    if opts.get("gcfreeze"):
+        import gc
+
+        # the objects of TF, Keras and the traced model live to the end: out of the GC's scans
+        gc.freeze()
     times, first, cpu = [], [], []
     if opts.get("loop"):
         times, first, cpu = _hand_loop(model, x_tr, y_tr, x_val, y_val, opts["epochs"])
@@ -108,6 +115,14 @@ def child(opts: dict) -> None:
             def on_epoch_end(self, epoch, logs=None):
                 times.append(time.perf_counter() - self.t)
                 cpu.append(time.process_time() - self.c)
+                if opts.get("gcfreeze") and epoch == 0:
+                    import gc
+
+                    gc.freeze()  # and the objects of the traced train and test functions
+                if opts.get("gcoff") and epoch == 0:
+                    import gc
+
+                    gc.disable()  # an upper bound on what the collector costs the steady epochs
 
         model.fit(x_tr, y_tr, batch_size=128, epochs=opts["epochs"], validation_data=(x_val, y_val),
                   validation_batch_size=1024 if opts.get("spe") else None, callbacks=[Timer()], verbose=0)

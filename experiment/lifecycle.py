@@ -295,7 +295,8 @@ def _run_splits(config, splits, run_dir, record, hooks, writer, verbose, extra_c
         callbacks = make_callbacks(config["train"], on_epoch_end, arrays["y_val"] is not None)
         callbacks += [_liveness_callback(writer), *(extra_callbacks or ())]
         t0 = time.perf_counter()
-        train_model(model, arrays, config["train"], callbacks, verbose=verbose, validation_batch_size=eval_batch)
+        train_model(model, arrays, config["train"], callbacks, verbose=verbose, validation_batch_size=eval_batch,
+                    runtime_config=config["runtime"])
         timings["train_s"] += time.perf_counter() - t0
         first_step = callbacks[0].first_step_time
         if first_step is not None and "time_to_first_step_s" not in timings:

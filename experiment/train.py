@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import time
 
 import numpy as np
@@ -33,9 +35,16 @@ def configure_runtime(seed: int, runtime_config: dict) -> dict:
         "jit_compile": bool(runtime_config.get("jit_compile", False)),
         "eval_batch_size": int(runtime_config.get("eval_batch_size", 1024)),
         "steps_per_execution": int(runtime_config.get("steps_per_execution", 1)),
+        "gc_pause": bool(runtime_config.get("gc_pause", False)),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
         "backend": keras.backend.backend(),
+        # Speed settings fixed outside the config, which change kernels but not the model:
+        # oneDNN on/off is read by TF at import (unset = TF's default, on for x86 CPUs), and
+        # any grappler option set in this process (empty = TF's defaults).
+        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "graph_options": {k: v for k, v in tf.config.optimizer.get_experimental_options().items()
+                          if isinstance(v, bool | int | float | str)},
     }
 
 
@@ -113,23 +122,59 @@ class EpochRecorder:
 
 
 def train_model(model, arrays: dict, train_config: dict, callbacks: list, verbose: int = 1,
-                validation_batch_size: int | None = None):
+                validation_batch_size: int | None = None, runtime_config: dict | None = None):
     """model.fit with the config's batch size, epochs and shuffling; returns the recorder rows."""
     validation = None
     if arrays.get("x_val") is not None and len(arrays["x_val"]):
         validation = (arrays["x_val"], arrays["y_val"])
-    model.fit(
-        arrays["x_train"],
-        arrays["y_train"],
-        batch_size=train_config["batch_size"],
-        epochs=train_config["epochs"],
-        shuffle=train_config.get("shuffle", True),
-        validation_data=validation,
-        validation_batch_size=validation_batch_size,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    gc_pause = bool((runtime_config or {}).get("gc_pause", False))
+    with _gc_paused(gc_pause):
+        model.fit(
+            arrays["x_train"],
+            arrays["y_train"],
+            batch_size=train_config["batch_size"],
+            epochs=train_config["epochs"],
+            shuffle=train_config.get("shuffle", True),
+            validation_data=validation,
+            validation_batch_size=validation_batch_size,
+            callbacks=[*callbacks, _EpochCollect()] if gc_pause else callbacks,
+            verbose=verbose,
+        )
     return callbacks[0].rows
+
+
+class _gc_paused:
+    """Python's cyclic garbage collector off while fit runs (issue 16: 8 % of a steady epoch in
+    perf, scanning TF/Keras objects that live to the end anyway); it only frees memory, so the
+    math is untouched. Re-enabled however fit ends; one full collection per epoch (below)
+    keeps cyclic garbage from growing over a long run."""
+
+    def __init__(self, active: bool):
+        self.active = active and gc.isenabled()
+
+    def __enter__(self):
+        if self.active:
+            gc.collect()
+            gc.disable()
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            gc.enable()
+        return False
+
+
+def _EpochCollect():  # noqa: N802 - a class built lazily, like EpochRecorder
+    import keras
+
+    class _Collect(keras.callbacks.Callback):
+        # At the start of the next epoch, after EpochRecorder has started its clock (it comes
+        # first in the list), so the collection's time counts in the recorded epoch times.
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch:
+                gc.collect()
+
+    return _Collect()
 
 
 def predict_proba(model, images: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -21,6 +21,8 @@ KNOBS = [
     ("runtime.steps_per_execution=8", "steps_per_execution", 8),
     ("runtime.jit_compile=true", "jit_compile", True),
     ("runtime.eval_batch_size=16", "eval_batch_size", 16),
+    ("runtime.gc_pause=true", "gc_pause", True),
+    ("runtime.gc_pause=false", "gc_pause", False),
 ]
 
 
@@ -44,11 +46,15 @@ def test_knob_trains_and_is_recorded(tiny_data_dir, tmp_path, override, key, val
     assert result.exit_code == 0, result.output
     record = _check_run(next(p for p in tmp_path.iterdir() if p.is_dir()))
     assert record["runtime"][key] == value
+    # the settings outside the config that change kernels are recorded too
+    assert record["runtime"]["onednn_opts"] in ("default", "0", "1")
+    assert isinstance(record["runtime"]["graph_options"], dict)
 
 
 def test_thread_settings_apply_in_a_fresh_process(tiny_data_dir, tmp_path):
-    # TF fixes its thread pools at start-up, so this knob is checked in its own process.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # TF fixes its thread pools (and reads TF_ENABLE_ONEDNN_OPTS) at start-up, so these knobs
+    # are checked in their own process.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
     proc = subprocess.run(
         [sys.executable, "-m", "mnistexp.cli", "run", "--data-dir", str(tiny_data_dir), "--results-dir",
          str(tmp_path), "--epochs", "1", "--batch-size", "32", "-q",
@@ -58,17 +64,48 @@ def test_thread_settings_apply_in_a_fresh_process(tiny_data_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     record = json.loads(next(tmp_path.glob("*/record.json")).read_text())
     assert (record["runtime"]["intra_op_threads"], record["runtime"]["inter_op_threads"]) == (1, 1)
+    assert record["runtime"]["onednn_opts"] == "0"
+    assert record["runtime"]["backend"] == "tensorflow"
     _check_run(next(tmp_path.glob("*/record.json")).parent)
 
 
-def test_steps_per_execution_does_not_change_the_result(tiny_data_dir, tmp_path):
+@pytest.mark.parametrize("knob, values", [("steps_per_execution", (1, 8)), ("gc_pause", ("false", "true"))])
+def test_speed_knob_does_not_change_the_result(tiny_data_dir, tmp_path, knob, values):
     losses = {}
-    for spe in (1, 8):
-        out = tmp_path / str(spe)
+    for value in values:
+        out = tmp_path / str(value)
         result = CliRunner().invoke(cli, ["run", "--data-dir", str(tiny_data_dir), "--results-dir", str(out),
                                           "--epochs", "2", "--batch-size", "16", "--deterministic", "-q",
-                                          "--set", f"runtime.steps_per_execution={spe}"])
+                                          "--set", f"runtime.{knob}={value}"])
         assert result.exit_code == 0, result.output
         record = read_record(next(p for p in out.iterdir() if p.is_dir()))
-        losses[spe] = ([row["loss"] for row in record["history"]], record["metrics"]["test_loss"])
-    assert losses[1] == losses[8]
+        losses[value] = ([row["loss"] for row in record["history"]], record["metrics"]["test_loss"])
+    assert losses[values[0]] == losses[values[1]]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_gc_pause_gives_the_collector_back(tiny_data_dir, tmp_path, fails):
+    import gc
+
+    from mnistexp.experiment.train import train_model
+
+    class Boom(Exception):
+        pass
+
+    class Model:
+        def fit(self, *args, callbacks, **kwargs):
+            assert not gc.isenabled()  # paused while training
+            if fails:
+                raise Boom
+
+    class Recorder:
+        rows = [{"epoch": 1}]
+
+    arrays = {"x_train": np.zeros((4, 28, 28, 1)), "y_train": np.zeros(4)}
+    train = {"batch_size": 2, "epochs": 1}
+    assert gc.isenabled()
+    try:
+        assert train_model(Model(), arrays, train, [Recorder()], runtime_config={"gc_pause": True}) == [{"epoch": 1}]
+    except Boom:
+        assert fails
+    assert gc.isenabled()

@@ -95,6 +95,7 @@ SPEC: dict[str, tuple] = {
     "runtime.steps_per_execution": ("int", 8),
     "runtime.intra_op_threads": ("int", 0),
     "runtime.inter_op_threads": ("int", 0),
+    "runtime.gc_pause": ("bool", True),
 }
 
 # Value ranges checked after the types: key -> (predicate, what is expected).
