@@ -43,10 +43,18 @@ def configure_runtime(seed: int, runtime_config: dict) -> dict:
         # Speed settings fixed outside the config, which change kernels but not the model:
         # oneDNN on/off is read by TF at import (unset = TF's default, on for x86 CPUs), and
         # any grappler option set in this process (empty = TF's defaults).
-        "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+        "onednn_opts": _onednn_setting(),
         "graph_options": {k: v for k, v in tf.config.optimizer.get_experimental_options().items()
                           if isinstance(v, bool | int | float | str)},
     }
+
+
+def _onednn_setting() -> str:
+    """TF_ENABLE_ONEDNN_OPTS as TF reads it; only these words reach the record, never free text."""
+    value = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if value is None:
+        return "default"
+    return value.strip().lower() if value.strip().lower() in ("0", "1", "true", "false") else "other"
 
 
 def make_callbacks(train_config: dict, on_epoch_end=None, has_validation: bool = True) -> list:
