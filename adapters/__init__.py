@@ -11,8 +11,9 @@ as module-level names (all optional, at least one of the first two):
                     an `upload` subcommand also serves `mnistexp upload RUN_DIR`
     INSTALL_HINT    how to install what it needs (shown when its SDK is missing)
 
-Adding a platform = one module + one line in PLATFORMS. Third-party packages register
-through the entry-point group `mnistexp.platforms` (name = module path). Platform modules
+Adding a platform = one module + one line in PLATFORMS. Third-party packages register a
+run-here platform (a module with ADAPTER) through the entry-point group `mnistexp.platforms`
+(name = module path). Platform modules
 must not import their SDK, numpy or TensorFlow at import time: `mnistexp run --help`
 imports them all to list their options.
 """
@@ -59,12 +60,10 @@ def _plugins() -> dict[str, Platform]:
     """Platforms other packages register under the entry-point group (a module each)."""
     from importlib.metadata import entry_points
 
-    found = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name not in PLATFORMS:
-            found[ep.name] = Platform(ep.value, None, f"plugin ({ep.value})", runs_here=True, kernel=True,
-                                      commands=True)
-    return found
+    # A plugin is a run-here platform (its module's ADAPTER): the table's other flags cannot be
+    # known without importing it, and `mnistexp --help` imports no platform.
+    return {ep.name: Platform(ep.value, None, f"plugin ({ep.value})")
+            for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in PLATFORMS}
 
 
 _ALL: dict[str, Platform] | None = None

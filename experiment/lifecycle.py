@@ -166,22 +166,43 @@ class RecordWriter:
             self.write()
 
 
-class SigtermAsInterrupt:
-    """SIGTERM ends the run like Ctrl-C (status interrupted), in the main thread only."""
+class StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM end the run `interrupted`, in the main thread only.
+
+    The handler raises RunInterrupted and also remembers the request: Python drops an exception
+    raised while it runs a garbage-collection callback or a __del__ (some libraries register
+    those), so the training callback checks the request between steps as well.
+    """
+
+    requested: str | None = None
 
     def __enter__(self):
-        self.previous = None
+        StopSignals.requested = None
+        self.previous = {}
         if threading.current_thread() is threading.main_thread():
-            def handler(signum, frame):
-                raise RunInterrupted(reason="terminated (SIGTERM)")
+            reasons = {signal.SIGTERM: "terminated (SIGTERM)"}
+            if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup, `&`)
+                reasons[signal.SIGINT] = "interrupted by the user (Ctrl-C)"
 
-            self.previous = signal.signal(signal.SIGTERM, handler)
+            def handler(signum, frame):
+                StopSignals.requested = reasons[signum]
+                raise RunInterrupted(reason=reasons[signum])
+
+            for signum in reasons:
+                self.previous[signum] = signal.signal(signum, handler)
         return self
 
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        StopSignals.requested = None
         return False
+
+    @staticmethod
+    def check() -> None:
+        """Raise RunInterrupted if a stop was requested and its exception got lost."""
+        if StopSignals.requested:
+            raise RunInterrupted(reason=StopSignals.requested)
 
 
 def _liveness_callback(writer: RecordWriter):
@@ -203,6 +224,7 @@ def _liveness_callback(writer: RecordWriter):
                     f"the training loss became {float(loss)} in epoch {self.epoch} (step {batch + 1}): "
                     "the run diverged; lower train.learning_rate or check the data scaling"
                 )
+            StopSignals.check()
             writer.beat()
 
     return _Liveness()
@@ -237,7 +259,7 @@ def run_lifecycle(config: dict, splits: list, run_dir, record: dict, hooks: RunH
     run_dir = Path(run_dir)
     data_config, input_shape = config["data"], config["model"]["input_shape"]
     folds = len(splits) > 1 or splits[0].fold is not None
-    with SigtermAsInterrupt():
+    with StopSignals():
         t0 = time.perf_counter()
         arrays = first_arrays or prepare_arrays(splits[0].dataset, data_config, input_shape)
         record["runtime"] = configure_runtime(config["train"]["seed"], config["runtime"])

@@ -86,6 +86,19 @@ def run_argv(platform: str, data_dir, results_dir, overrides, *extra: str) -> li
     return argv
 
 
+def run_here_launcher(platform: str, tmp_path: Path, default_data_dir, *extra: str, env: dict | None = None,
+                      cwd: Path | None = None):
+    """The `launch` fixture's value for a run-here platform: `mnistexp run --platform P ... EXTRA`,
+    each call into a fresh results folder."""
+    count = iter(range(1000))
+
+    def make(overrides, data_dir=default_data_dir):
+        results = tmp_path / f"results-{next(count)}"
+        return Launch(run_argv(platform, data_dir, results, overrides, *extra), results, dict(env or {}), cwd)
+
+    return make
+
+
 def one_error_line(stderr: str) -> str:
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
     assert "Traceback" not in stderr, stderr

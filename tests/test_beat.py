@@ -20,7 +20,7 @@ from mnistexp.experiment.config import load_config
 from mnistexp.experiment.record import read_record
 
 from .conftest import REPO, TINY
-from .contract import Launch, PlatformContract, run_argv
+from .contract import PlatformContract, run_here_launcher
 
 PLATFORM_DIR = REPO / "platforms" / "beat"
 KINDS = {"dataformat", "protocoltemplate", "database", "library", "algorithm", "toolchain", "experiment"}
@@ -140,13 +140,7 @@ class TestBeatContract(PlatformContract):
 
     @pytest.fixture
     def launch(self, beat, tmp_path, tiny_data_dir):
-        count = iter(range(1000))
-
-        def make(overrides, data_dir=tiny_data_dir):
-            results = tmp_path / f"results-{next(count)}"
-            return Launch(run_argv(self.platform, data_dir, results, overrides), results)
-
-        return make
+        return run_here_launcher(self.platform, tmp_path, tiny_data_dir)
 
     def training(self, run):
         """BEAT reports epochs only at the end: its log shows when the training block runs."""

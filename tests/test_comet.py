@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import TINY
-from tests.contract import Launch, PlatformContract, run_argv
+from tests.contract import PlatformContract, run_here_launcher
 
 pytest.importorskip("comet_ml")
 
@@ -610,11 +610,5 @@ class TestCometContract(PlatformContract):
     def launch(self, tmp_path, tiny_data_dir):
         home = tmp_path / "home"
         home.mkdir()
-        env = {"HOME": str(home), **FAST_FAIL}
-        count = iter(range(1000))
-
-        def make(overrides, data_dir=tiny_data_dir):
-            results = tmp_path / f"results-{next(count)}"
-            return Launch(run_argv(self.platform, data_dir, results, overrides, "--offline"), results, env, home)
-
-        return make
+        return run_here_launcher(self.platform, tmp_path, tiny_data_dir, "--offline",
+                                 env={"HOME": str(home), **FAST_FAIL}, cwd=home)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.contract import Launch, PlatformContract, run_argv
+from tests.contract import PlatformContract, run_here_launcher
 
 
 class TestLocalContract(PlatformContract):
@@ -12,10 +12,4 @@ class TestLocalContract(PlatformContract):
 
     @pytest.fixture
     def launch(self, tmp_path, tiny_data_dir):
-        count = iter(range(1000))
-
-        def make(overrides, data_dir=tiny_data_dir):
-            results = tmp_path / f"results-{next(count)}"
-            return Launch(run_argv(self.platform, data_dir, results, overrides), results)
-
-        return make
+        return run_here_launcher(self.platform, tmp_path, tiny_data_dir)

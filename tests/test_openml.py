@@ -26,7 +26,7 @@ from mnistexp.experiment.data import load_dataset
 from mnistexp.experiment.record import experiment_fingerprint, read_record
 
 from .conftest import TINY, synthetic_digits
-from .contract import Launch, PlatformContract, run_argv
+from .contract import PlatformContract, run_here_launcher
 
 openml = pytest.importorskip("openml")
 
@@ -583,10 +583,4 @@ class TestOpenMLContract(PlatformContract):
             f"server={CLOSED_SERVER}\napikey=\ncachedir={tmp_path / 'openml-cache'}\n"
             "retry_policy=robot\nconnection_n_retries=1\n")
         env = {"XDG_CONFIG_HOME": str(config_home), "OPENML_CACHE_DIR": str(tmp_path / "openml-cache")}
-        count = iter(range(1000))
-
-        def make(overrides, data_dir=tiny_data_dir):
-            results = tmp_path / f"results-{next(count)}"
-            return Launch(run_argv(self.platform, data_dir, results, overrides, "--task-id", str(TID)), results, env)
-
-        return make
+        return run_here_launcher(self.platform, tmp_path, tiny_data_dir, "--task-id", str(TID), env=env)

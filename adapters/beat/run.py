@@ -138,7 +138,7 @@ def run_with_beat(config: dict, results_dir: str | Path = "results", data_dir: s
     from mnistexp.adapters.beat.prefix import build_files, experiment_id, write_prefix
     from mnistexp.experiment.data import load_dataset
     from mnistexp.experiment.hooks import RunInterrupted
-    from mnistexp.experiment.lifecycle import RecordWriter, SigtermAsInterrupt, new_record
+    from mnistexp.experiment.lifecycle import RecordWriter, StopSignals, new_record
 
     t_start = time.perf_counter()
     beat = find_beat()
@@ -165,7 +165,7 @@ def run_with_beat(config: dict, results_dir: str | Path = "results", data_dir: s
     writer.write()
     name = experiment_id(config)
     try:
-        with SigtermAsInterrupt(), tempfile.TemporaryDirectory(prefix="mnistexp-beat-") as work:
+        with StopSignals(), tempfile.TemporaryDirectory(prefix="mnistexp-beat-") as work:
             prefix = Path(work) / "prefix"
             write_prefix(prefix, build_files(config, root_folder=str(Path(data_dir).resolve())))
             t0 = time.perf_counter()

@@ -10,14 +10,10 @@ MNISTEXP_CODALAB_DATA redirect the two (for tests and for running the file elsew
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
-from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import DataError
-from mnistexp.experiment.hooks import RunDiverged, RunInterrupted
-from mnistexp.experiment.record import RecordError
-from mnistexp.kernels.runtime import check_keras_version, find_mnist_dirs, run_kernel, summary_line
+from mnistexp.kernels.runtime import find_mnist_dirs, kernel_exit_status, run_kernel
 
 
 def find_codalab_data(workdir: Path, dependency: str) -> Path:
@@ -41,20 +37,11 @@ def find_codalab_data(workdir: Path, dependency: str) -> Path:
 def main(config: dict, kernel_info: dict) -> int:
     workdir = Path(os.environ.get("MNISTEXP_CODALAB_WORKDIR") or os.getcwd())
     dependency = str(kernel_info.get("data_dependency", "mnist"))
-    try:
-        check_keras_version()
+
+    def run():
         data_dir = find_codalab_data(workdir, dependency)
         print(f"mnistexp: training on {data_dir}")
-        platform_info = {
-            "data_dependency": dependency,
-            "requested": kernel_info.get("request", {}),
-        }
-        record = run_kernel(config, "codalab", data_dir, workdir, kernel_info, platform_info)
-    except (ConfigError, DataError, RecordError, RunDiverged) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except RunInterrupted as exc:
-        print(f"Stopped: {exc}", file=sys.stderr)
-        return 130
-    print(summary_line(record, workdir))
-    return 0
+        platform_info = {"data_dependency": dependency, "requested": kernel_info.get("request", {})}
+        return run_kernel(config, "codalab", data_dir, workdir, kernel_info, platform_info), workdir
+
+    return kernel_exit_status(run)

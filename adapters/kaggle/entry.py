@@ -17,23 +17,19 @@ for running the file elsewhere).
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from mnistexp.experiment.config import ConfigError
 from mnistexp.experiment.data import DataError, Dataset, prepare_arrays, read_csv
-from mnistexp.experiment.hooks import RunDiverged, RunInterrupted
-from mnistexp.experiment.record import RecordError, write_text_atomic
+from mnistexp.experiment.record import write_text_atomic
 from mnistexp.experiment.train import predict_proba
 from mnistexp.kernels.runtime import (
-    check_keras_version,
     csv_has_labels,
     find_mnist_dirs,
     has_labelled_test,
+    kernel_exit_status,
     run_kernel,
-    summary_line,
 )
 
 KAGGLE_INPUT = "/kaggle/input"
@@ -82,8 +78,8 @@ def main(config: dict, kernel_info: dict) -> int:
     input_root = Path(os.environ.get("MNISTEXP_KAGGLE_INPUT") or KAGGLE_INPUT)
     working = Path(os.environ.get("MNISTEXP_KAGGLE_WORKING") or KAGGLE_WORKING)
     mode = kernel_info.get("mode", "mnist")
-    try:
-        check_keras_version()
+
+    def run():
         data_dir, competition_test = find_kaggle_data(input_root, mode)
         print(f"mnistexp: training on {data_dir}" + (f"; submission for {competition_test}" if competition_test else ""))
         test_images = read_csv(competition_test)[0] if competition_test else None
@@ -108,11 +104,6 @@ def main(config: dict, kernel_info: dict) -> int:
             )
         record = run_kernel(config, "kaggle", data_dir, working, kernel_info, platform_info, after_evaluate,
                             safe_env=KAGGLE_FACTS)
-    except (ConfigError, DataError, RecordError, RunDiverged) as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except RunInterrupted as exc:
-        print(f"Stopped: {exc}", file=sys.stderr)
-        return 130
-    print(summary_line(record, working))
-    return 0
+        return record, working
+
+    return kernel_exit_status(run)

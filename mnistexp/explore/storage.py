@@ -32,9 +32,14 @@ def open_storage(url: str):
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
             # Workers started together on a new database race to create Optuna's tables; the
-            # loser's CREATE fails on PostgreSQL's catalog, and the tables exist a moment later.
+            # loser's CREATE fails (PostgreSQL: on its catalog; SQLite: "table ... already
+            # exists"), and the tables exist a moment later.
+            if isinstance(exc, sqlalchemy.exc.OperationalError) and "already exists" not in str(exc):
+                raise ExploreError(f"--storage {_redact(url)}: cannot be opened (OperationalError: "
+                                   f"{_redact(str(exc).splitlines()[0])}); check the URL, that the server "
+                                   "runs and that its driver is installed") from None
             if attempt == 4:
                 raise ExploreError(f"--storage {_redact(url)}: Optuna's tables could not be created") from None
             time.sleep(0.5 + attempt)

@@ -9,6 +9,7 @@ experiment.lifecycle.run_lifecycle, the same code the local runner uses.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +22,7 @@ from mnistexp.experiment.data import (
     load_dataset,
     prepare_arrays,
 )
+from mnistexp.experiment.hooks import RunDiverged, RunInterrupted
 from mnistexp.experiment.lifecycle import (
     RunHooks,
     gpu_names,
@@ -28,7 +30,7 @@ from mnistexp.experiment.lifecycle import (
     run_lifecycle,
     single_split,
 )
-from mnistexp.experiment.record import RECORD_NAME, cpu_model, new_run_id
+from mnistexp.experiment.record import RECORD_NAME, RecordError, cpu_model, new_run_id
 
 # Environment variables every kernel's record may quote (facts, never credentials); a platform's
 # entry adds its own (run_kernel's safe_env).
@@ -192,6 +194,23 @@ def run_kernel(
     record["timings"]["data_load_s"] = time.perf_counter() - t0
     return run_lifecycle(config, single_split(dataset), out_dir, record, KernelHooks(after_evaluate),
                          verbose=verbose, first_arrays=arrays, t_start=t_start)
+
+
+def kernel_exit_status(run) -> int:
+    """Run a kernel's `run()` (returns the final record and its folder) and turn the outcome into
+    the process's exit status: one `Error:` line for bad input or a diverged run, 130 when stopped
+    (the record says `interrupted`), else the summary line and 0."""
+    try:
+        check_keras_version()
+        record, out_dir = run()
+    except (ConfigError, DataError, RecordError, RunDiverged) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except RunInterrupted as exc:
+        print(f"Stopped: {exc}", file=sys.stderr)
+        return 130
+    print(summary_line(record, out_dir))
+    return 0
 
 
 def summary_line(record: dict, out_dir: Path) -> str:
