@@ -1,7 +1,13 @@
 """The bare Keras script of the canonical model: the baseline the harness is measured against.
 
-Same model, optimizer, batch size, validation split and data as config.yaml; nothing else.
+Same model, optimizer, batch size, validation split and data as config.yaml; nothing else
+(Keras' defaults for everything else, on whichever backend KERAS_BACKEND names).
 Prints one JSON line: per-epoch images/s, time to first training step, test accuracy.
+
+    python bare_keras.py DATA_DIR EPOCHS SEED [TRAIN_LIMIT] [--test-each-epoch]
+
+--test-each-epoch scores the test set after every epoch (outside the timed epochs), for
+the time to a target test accuracy.
 """
 
 import gzip
@@ -39,7 +45,23 @@ def load(path):
     return np.frombuffer(raw[4 + 4 * ndim :], dtype=np.uint8).reshape(tuple(int(s) for s in shape))
 
 
-def main(data_dir, epochs, seed, train_limit):
+def test_each_epoch_callback(x_test, y_test, batch_size=None):
+    """Scores the test set at each epoch end; list it after the epoch timer so its time is not
+    counted. `rows` gets (epoch, test accuracy) pairs."""
+
+    class TestEachEpoch(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            _, accuracy = self.model.evaluate(x_test, y_test, batch_size=batch_size, verbose=0)
+            self.rows.append((epoch + 1, float(accuracy)))
+
+    return TestEachEpoch()
+
+
+def main(data_dir, epochs, seed, train_limit, test_each_epoch=False):
     keras.utils.set_random_seed(seed)
     x_train = load(f"{data_dir}/train-images-idx3-ubyte.gz")
     y_train = load(f"{data_dir}/train-labels-idx1-ubyte.gz")
@@ -78,18 +100,28 @@ def main(data_dir, epochs, seed, train_limit):
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.t)
 
+    callbacks = [Timer()]
+    if test_each_epoch:
+        callbacks.append(test_each_epoch_callback(x_test, y_test))
     model.fit(x_train, y_train, batch_size=128, epochs=epochs, validation_split=0.1,
-              callbacks=[Timer()], verbose=0)
+              callbacks=callbacks, verbose=0)
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     n_train = len(x_train) - int(len(x_train) * 0.1)
-    print(json.dumps({
+    result = {
         "images_per_s": [n_train / t for t in times],
+        "epoch_time_s": times,
         "time_to_first_step_s": first[0] - T_START,
         "test_accuracy": float(accuracy),
         "test_loss": float(loss),
-    }))
+        "backend": keras.backend.backend(),
+    }
+    if test_each_epoch:
+        result["test_accuracy_per_epoch"] = [acc for _, acc in callbacks[1].rows]
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    data_dir, epochs, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    main(data_dir, epochs, seed, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+    flags = [a for a in sys.argv[1:] if a.startswith("--")]
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    data_dir, epochs, seed = args[0], int(args[1]), int(args[2])
+    main(data_dir, epochs, seed, int(args[3]) if len(args) > 3 else 0, "--test-each-epoch" in flags)

@@ -88,9 +88,11 @@ SPEC: dict[str, tuple] = {
     "train.lr_decay.factor": ("float", 0.5),
     "train.lr_decay.patience": ("int", 2),
     "train.lr_decay.min_lr": ("float", 1e-5),
+    "runtime.backend": (("auto", "tensorflow", "jax"), "auto"),
+    "runtime.mixed_precision": (("auto", "float32", "mixed_bfloat16", "mixed_float16"), "auto"),
     "runtime.deterministic": ("bool", False),
     "runtime.eval_batch_size": ("int", 1024),
-    "runtime.jit_compile": ("bool", False),
+    "runtime.jit_compile": ("bool|auto", "auto"),
     "runtime.steps_per_execution": ("int", 8),
     "runtime.intra_op_threads": ("int", 0),
     "runtime.inter_op_threads": ("int", 0),
@@ -260,6 +262,7 @@ def _check_type(kind, value) -> str | None:
         "float": (is_num, "a number"),
         "float?": (value is None or is_num, "a number or null"),
         "bool": (isinstance(value, bool), "true or false"),
+        "bool|auto": (isinstance(value, bool) or value == "auto", "true, false or auto"),
         "shape": (
             isinstance(value, list) and len(value) in (2, 3)
             and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -51,6 +50,7 @@ from mnistexp.experiment.record import (
 from mnistexp.experiment.train import (
     configure_runtime,
     confusion_matrix,
+    gpu_names,
     make_callbacks,
     predict_proba,
     score,
@@ -265,6 +265,7 @@ def run_lifecycle(config: dict, splits: list, run_dir, record: dict, hooks: RunH
         record["runtime"] = configure_runtime(config["train"]["seed"], config["runtime"])
         record["environment"]["gpus"] = gpu_names()
         model = build_model(config["model"], config["train"], config["runtime"])
+        record["runtime"]["jit_compile"] = bool(model.jit_compile)  # what Keras made of "auto"
         record["timings"]["build_s"] = time.perf_counter() - t0
         record["model"] = {"params": count_params(model)}
         if folds:
@@ -302,6 +303,7 @@ def _run_splits(config, splits, run_dir, record, hooks, writer, verbose, extra_c
             # Same seed for every fold: folds differ only in their data.
             record["runtime"] = configure_runtime(config["train"]["seed"], config["runtime"])
             model = build_model(config["model"], config["train"], config["runtime"])
+            record["runtime"]["jit_compile"] = bool(model.jit_compile)
             timings["build_s"] += time.perf_counter() - t0
 
         def on_epoch_end(epoch, row, split=split):
@@ -365,22 +367,6 @@ def _run_splits(config, splits, run_dir, record, hooks, writer, verbose, extra_c
     record["artifacts"] = {kind: path.name for kind, path in files.items()}
     for kind, path in files.items():
         hooks.log_artifact(path, kind)
-
-
-def gpu_names() -> list[str]:
-    """The GPUs TensorFlow sees (none before it is imported)."""
-    if "tensorflow" not in sys.modules:
-        return []
-    import tensorflow as tf
-
-    names = []
-    for device in tf.config.list_physical_devices("GPU"):
-        try:
-            details = tf.config.experimental.get_device_details(device)
-            names.append(details.get("device_name", device.name))
-        except (RuntimeError, ValueError):
-            names.append(device.name)
-    return names
 
 
 def fold_summary(scores: list[dict]) -> dict:

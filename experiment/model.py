@@ -11,8 +11,14 @@ def build_model(model_config: dict, train_config: dict, runtime_config: dict | N
 
     runtime_config = runtime_config or {}
     layers = [keras.Input(shape=tuple(model_config["input_shape"]))]
+    mixed = keras.mixed_precision.global_policy().compute_dtype != "float32"
+    last = len(model_config["layers"]) - 1
     for index, spec in enumerate(model_config["layers"]):
         kwargs = {k: v for k, v in spec.items() if k != "type"}
+        if mixed and index == last and "dtype" not in kwargs:
+            # Mixed precision keeps the output layer (softmax, then the loss) in float32, as
+            # Keras' mixed-precision guide does: bf16 probabilities would round the loss.
+            kwargs["dtype"] = "float32"
         layer_class = getattr(keras.layers, spec["type"])
         try:
             layers.append(layer_class(**kwargs))
@@ -36,7 +42,8 @@ def build_model(model_config: dict, train_config: dict, runtime_config: dict | N
         optimizer=make_optimizer(train_config),
         loss=train_config["loss"],
         metrics=["accuracy"],
-        jit_compile=bool(runtime_config.get("jit_compile", False)),
+        # "auto" is Keras' rule: XLA on a GPU (and always on JAX), not on a TF CPU.
+        jit_compile=runtime_config.get("jit_compile", "auto"),
         # Several batches per call into the compiled train function: less Python per step.
         steps_per_execution=int(runtime_config.get("steps_per_execution", 1)),
     )

@@ -97,6 +97,7 @@ def environment_info(gpus: list | None = None, project_dir: str | Path | None = 
         "python": _platform.python_version(),
         "tensorflow": version("tensorflow") or version("tensorflow-cpu"),
         "keras": version("keras"),
+        "jax": version("jax"),
         "numpy": version("numpy"),
         "mnistexp": version("mnistexp"),
         "os": f"{_platform.system()} {_platform.release()}",

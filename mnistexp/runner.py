@@ -60,9 +60,9 @@ def run_experiment(
         run_dir, record = adapter.run_elsewhere(config, results_dir, data_dir, verbose=verbose, tags=tags)
         return RunResult(Path(run_dir), record)
 
-    from mnistexp.tfenv import import_tensorflow_quietly
+    from mnistexp.tfenv import import_keras_quietly
 
-    import_tensorflow_quietly()
+    import_keras_quietly(config["runtime"])
     from mnistexp.experiment import lifecycle
     from mnistexp.experiment.data import prepare_arrays
     from mnistexp.experiment.record import new_run_id

@@ -505,10 +505,10 @@ def child_main() -> int:
         from mnistexp import adapters
         from mnistexp.errors import user_errors
         from mnistexp.runner import RunInterrupted, run_experiment
-        from mnistexp.tfenv import import_tensorflow_quietly
+        from mnistexp.tfenv import import_keras_quietly
 
         adapter = adapters.adapter_class(job["platform"])(**job["adapter_options"])
-        import_tensorflow_quietly()
+        import_keras_quietly(job["config"]["runtime"])
         result = run_experiment(job["config"], adapter, job["results_dir"], job["data_dir"], verbose=0,
                                 tags=job["tags"], extra_callbacks=[_epoch_events(send)])
     except RunInterrupted as exc:

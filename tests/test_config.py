@@ -52,6 +52,9 @@ def test_int_given_for_float_key_is_accepted_as_float():
         ("train.optimizer=adamm", "config key 'train.optimizer' must be one of adam,"),
         ("data.dataset=cifar", "config key 'data.dataset' must be one of mnist, fashion-mnist"),
         ("train.shuffle=maybe", "config key 'train.shuffle' must be true or false"),
+        ("runtime.backend=pytorch", "config key 'runtime.backend' must be one of auto, tensorflow, jax"),
+        ("runtime.jit_compile=sometimes", "config key 'runtime.jit_compile' must be true, false or auto"),
+        ("runtime.mixed_precision=fp16", "config key 'runtime.mixed_precision' must be one of auto, float32,"),
         ("train.epochs", "must look like KEY=VALUE"),
     ],
 )

@@ -8,6 +8,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +24,9 @@ KNOBS = [
     ("runtime.eval_batch_size=16", "eval_batch_size", 16),
     ("runtime.gc_pause=true", "gc_pause", True),
     ("runtime.gc_pause=false", "gc_pause", False),
+    ("runtime.jit_compile=false", "jit_compile", False),
+    ("runtime.mixed_precision=mixed_bfloat16", "mixed_precision", "mixed_bfloat16"),
+    ("runtime.mixed_precision=float32", "mixed_precision", "float32"),
 ]
 
 
@@ -109,3 +113,111 @@ def test_gc_pause_gives_the_collector_back(tiny_data_dir, tmp_path, fails):
     except Boom:
         assert fails
     assert gc.isenabled()
+
+
+def _run(data_dir, results, *sets):
+    args = ["run", "--data-dir", str(data_dir), "--results-dir", str(results), "--epochs", "1", "--batch-size", "32",
+            "-q"]
+    for item in sets:
+        args += ["--set", item]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return next(p for p in Path(results).iterdir() if p.is_dir())
+
+
+def test_auto_settings_are_recorded_as_what_they_resolved_to(tiny_data_dir, tmp_path):
+    from mnistexp.experiment.train import choose_precision
+
+    record = read_record(_run(tiny_data_dir, tmp_path))
+    runtime = record["runtime"]
+    # On a CPU under TensorFlow Keras' "auto" leaves XLA off; the record says so, not "auto".
+    assert runtime["jit_compile"] is False
+    assert runtime["devices"] == "cpu" and runtime["backend"] == "tensorflow"
+    assert runtime["mixed_precision"] == choose_precision("auto", "tensorflow", on_gpu=False)
+
+
+def test_mixed_precision_keeps_the_output_float32_and_does_not_leak_into_the_next_run(tiny_data_dir, tmp_path):
+    import keras
+
+    mixed = _run(tiny_data_dir, tmp_path / "bf16", "runtime.mixed_precision=mixed_bfloat16")
+    model = keras.models.load_model(mixed / "model.keras", safe_mode=True, compile=False)
+    assert model.layers[0].dtype_policy.compute_dtype == "bfloat16"
+    # softmax and the loss in float32, as Keras' mixed-precision guide does
+    assert model.layers[-1].dtype_policy.name == "float32"
+    assert model.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0).dtype == np.float32
+    _check_run(mixed)
+
+    plain = _run(tiny_data_dir, tmp_path / "fp32", "runtime.mixed_precision=float32")
+    model = keras.models.load_model(plain / "model.keras", safe_mode=True, compile=False)
+    assert [layer.dtype_policy.name for layer in model.layers] == ["float32"] * len(model.layers)
+
+
+@pytest.mark.parametrize("requested, backend, on_gpu, flags, onednn, expected", [
+    ("auto", "tensorflow", False, {"avx512f", "amx_bf16"}, None, "mixed_bfloat16"),  # AMX: bf16 pays
+    ("auto", "tensorflow", False, {"avx2", "fma"}, None, "float32"),  # emulated bf16 would be slower
+    ("auto", "tensorflow", False, {"amx_bf16"}, "0", "float32"),  # no oneDNN, no AMX kernels
+    ("auto", "tensorflow", True, {"amx_bf16"}, None, "float32"),  # the GPU trains, not the host CPU
+    ("auto", "jax", False, {"amx_bf16"}, None, "float32"),  # not measured on XLA's CPU runtime
+    ("mixed_float16", "tensorflow", False, set(), None, "mixed_float16"),  # an explicit choice is kept
+])
+def test_auto_precision_is_bf16_only_where_it_was_measured_to_pay(monkeypatch, requested, backend, on_gpu, flags,
+                                                                  onednn, expected):
+    from mnistexp.experiment import train
+
+    monkeypatch.setattr(train, "cpu_flags", lambda: set(flags))
+    if onednn is None:
+        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    else:
+        monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
+    assert train.choose_precision(requested, backend, on_gpu) == expected
+
+
+def test_another_backend_than_the_loaded_one_is_one_clear_error(tiny_data_dir, tmp_path):
+    import keras  # noqa: F401 - Keras on TensorFlow is loaded in this test process
+
+    result = CliRunner().invoke(cli, ["run", "--data-dir", str(tiny_data_dir), "--results-dir", str(tmp_path),
+                                      "--epochs", "1", "--set", "runtime.backend=jax", "-q"])
+    assert result.exit_code != 0
+    assert "runtime.backend" in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
+def _python(code: str, **env) -> str:
+    clean = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "XLA_FLAGS")}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**clean, **env},
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_backend_choice_sets_what_keras_and_xla_read_at_import():
+    code = ("import os, sys; from mnistexp.experiment.train import select_backend; "
+            "print(select_backend({{}}), select_backend({}), os.environ['KERAS_BACKEND'], "
+            "os.environ.get('XLA_FLAGS', ''), 'keras' in sys.modules, sep='|')")
+    auto = _python(code.format("{'backend': 'auto'}"))
+    assert auto == "tensorflow|tensorflow|tensorflow||False"
+    assert _python(code.format("{}"), KERAS_BACKEND="jax").split("|")[:3] == ["jax", "jax", "jax"]
+    jax = _python(code.format("{'backend': 'jax', 'deterministic': True, 'intra_op_threads': 1}"))
+    # the first call (auto) already set KERAS_BACKEND=tensorflow, so the jax request is told apart
+    assert jax.startswith("tensorflow|jax|jax|")
+    assert "--xla_gpu_deterministic_ops=true" in jax and "--xla_cpu_multi_thread_eigen=false" in jax
+
+
+def test_jax_backend_runs_the_same_experiment(tiny_data_dir, tmp_path):
+    pytest.importorskip("jax", reason="jax is a dev dependency; install the project with '.[dev]'")
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mnistexp.cli", "run", "--data-dir", str(tiny_data_dir), "--results-dir",
+         str(tmp_path / "jax"), "--epochs", "1", "--batch-size", "32", "-q", "--set", "runtime.backend=jax"],
+        capture_output=True, text=True, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    jax_dir = next((tmp_path / "jax").iterdir())
+    record = read_record(jax_dir)
+    assert record["runtime"]["backend"] == "jax"
+    assert record["runtime"]["jit_compile"] is True  # Keras compiles the JAX train step with XLA
+    assert record["environment"]["jax"]
+    tf_record = read_record(_run(tiny_data_dir, tmp_path / "tf"))
+    assert record["experiment"]["fingerprint"] == tf_record["experiment"]["fingerprint"]
+    _check_run(jax_dir)  # trained to a sane loss, and its model.keras loads under TensorFlow

@@ -47,7 +47,7 @@ LIBRARIES = {
     "experiment_config": ("config.py", {}),
     "experiment_data": ("data.py", {}),
     "experiment_model": ("model.py", {"experiment_config": f"{USER}/experiment_config/1"}),
-    "experiment_train": ("train.py", {}),
+    "experiment_train": ("train.py", {"experiment_config": f"{USER}/experiment_config/1"}),
 }
 # What the view takes from experiment/data.py (the IDX reader), in source order.
 IDX_READER_NAMES = ("DataError", "PARTS", "IDX_NAMES", "_IDX_DTYPES", "read_idx", "parse_idx",

@@ -38,9 +38,9 @@ def command(targets, name, data_dir, dataset, results_dir, ensemble):
     \b
       mnistexp evaluate --ensemble results/local-a results/local-b results/local-c
     """
-    from mnistexp.tfenv import import_tensorflow_quietly
+    from mnistexp.tfenv import import_keras_quietly
 
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from rich.table import Table
 
     from mnistexp.evaluate import (

@@ -24,9 +24,9 @@ def command(run_dir, data_dir, dataset, out_dir, n_samples, n_errors, image_inde
     \b
       mnistexp show results/<run-id> --data-dir ../shared/data/mnist
     """
-    from mnistexp.tfenv import import_tensorflow_quietly
+    from mnistexp.tfenv import import_keras_quietly
 
-    import_tensorflow_quietly()
+    import_keras_quietly()
     from mnistexp.show import show_run
 
     files = show_run(run_dir, data_dir, dataset, out_dir, n_samples, n_errors, image_index)

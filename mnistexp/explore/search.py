@@ -271,12 +271,12 @@ def _optimize(study_name, storage, results_dir, data_dir, timeout, verbose, thre
               platform="local", adapter_options=None) -> None:
     import optuna
 
-    from mnistexp.tfenv import import_tensorflow_quietly
+    from mnistexp.tfenv import import_keras_quietly
 
     if n_trials <= 0:
         return
     # Before the first trial's pruning callback imports Keras: TF's start-up chatter goes nowhere.
-    import_tensorflow_quietly()
+    import_keras_quietly()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     rdb = open_storage(storage)
     probe = optuna.load_study(study_name=study_name, storage=rdb)

@@ -74,6 +74,7 @@ class Algorithm:
         t0 = time.perf_counter()
         runtime = experiment_train.configure_runtime(config["train"]["seed"], config["runtime"])
         model = experiment_model.build_model(config["model"], config["train"], config["runtime"])
+        runtime["jit_compile"] = bool(model.jit_compile)  # what Keras made of "auto"
         build_s = time.perf_counter() - t0
 
         has_val = arrays["y_val"] is not None

@@ -4,18 +4,120 @@
 from __future__ import annotations
 
 import gc
+import importlib.util
 import os
+import sys
 import time
 
 import numpy as np
 
+ConfigError = globals()["experiment_config"].ConfigError  # injected by BEAT ("uses")
+
+# Keras backends a run may use. PyTorch was measured and left out (issue 16: 4-5x more CPU
+# per image than TensorFlow on these CPUs, eager or with torch.compile).
+BACKENDS = ("tensorflow", "jax")
+
+
+def choose_backend(requested: str = "auto") -> str:
+    """The Keras backend for `runtime.backend`: `auto` is KERAS_BACKEND if set, else the first
+    of BACKENDS installed here. Once Keras is imported its backend is fixed for the process."""
+    if "keras" in sys.modules:
+        import keras
+
+        loaded = keras.backend.backend()
+        if requested not in ("auto", loaded):
+            raise ConfigError(f"config key 'runtime.backend' is {requested}, but Keras already runs on {loaded} "
+                              "in this process; run it in a new process or set runtime.backend=auto")
+        return loaded
+    if requested == "auto":
+        named = os.environ.get("KERAS_BACKEND", "")
+        if named in BACKENDS:
+            return named
+        for name in BACKENDS:
+            if importlib.util.find_spec(name) is not None:
+                return name
+        raise ConfigError("no Keras backend is installed here; pip install tensorflow (or jax)")
+    if importlib.util.find_spec(requested) is None:
+        raise ConfigError(f"config key 'runtime.backend' is {requested}, which is not installed here; "
+                          f"pip install {requested} or set runtime.backend=auto")
+    return requested
+
+
+def select_backend(runtime_config: dict) -> str:
+    """Choose the backend and set what it reads at import; call before Keras is first imported."""
+    backend = choose_backend(runtime_config.get("backend", "auto"))
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = backend
+        if backend == "jax":
+            flags = os.environ.get("XLA_FLAGS", "").split()
+            if runtime_config.get("deterministic"):
+                flags.append("--xla_gpu_deterministic_ops=true")
+            if int(runtime_config.get("intra_op_threads", 0)) == 1:
+                # XLA's CPU runtime has no thread-count setting, only "one thread" (seed studies)
+                flags += ["--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1"]
+            if flags:
+                os.environ["XLA_FLAGS"] = " ".join(dict.fromkeys(flags))
+    return backend
+
 
 def configure_runtime(seed: int, runtime_config: dict) -> dict:
-    """Seeds, determinism and thread settings; call before the model is built.
+    """Seeds, determinism, threads and numeric precision; call before the model is built.
 
     Returns the runtime settings that are actually in effect, for the run record.
     """
     import keras
+
+    backend = keras.backend.backend()
+    deterministic = bool(runtime_config.get("deterministic", False))
+    threads = _configure_tensorflow(runtime_config, deterministic) if backend == "tensorflow" else _jax_threads()
+    keras.utils.set_random_seed(seed)
+    gpus = gpu_names()
+    precision = choose_precision(runtime_config.get("mixed_precision", "auto"), backend, bool(gpus))
+    # Global in Keras: set every time, so a second run in one process does not inherit it.
+    keras.mixed_precision.set_global_policy(precision)
+    return {
+        "backend": backend,
+        "deterministic": deterministic,
+        # "auto" until the model is compiled; the lifecycle records what Keras resolved it to.
+        "jit_compile": runtime_config.get("jit_compile", "auto"),
+        "mixed_precision": precision,
+        "eval_batch_size": int(runtime_config.get("eval_batch_size", 1024)),
+        "steps_per_execution": int(runtime_config.get("steps_per_execution", 1)),
+        "gc_pause": bool(runtime_config.get("gc_pause", False)),
+        **threads,
+        "devices": "gpu" if gpus else "cpu",
+    }
+
+
+def choose_precision(requested: str, backend: str = "tensorflow", on_gpu: bool = False) -> str:
+    """The Keras dtype policy for `runtime.mixed_precision`.
+
+    `auto` is bfloat16 compute (float32 weights, float32 output layer) on a CPU with AMX-BF16
+    under TensorFlow's oneDNN kernels: about 2x the images/s of float32 there, same accuracy.
+    Everywhere else float32: on CPUs without AMX bfloat16 is emulated, and on a GPU (H200,
+    JAX) its faster steps did not pay back its longer XLA compilation within a 12-epoch run
+    (benchmarks/README.md).
+    """
+    if requested != "auto":
+        return requested
+    if not on_gpu and backend == "tensorflow" and _onednn_setting() not in ("0", "false") and "amx_bf16" in cpu_flags():
+        return "mixed_bfloat16"
+    return "float32"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def _configure_tensorflow(runtime_config: dict, deterministic: bool) -> dict:
     import tensorflow as tf
 
     intra = int(runtime_config.get("intra_op_threads", 0))
@@ -27,19 +129,11 @@ def configure_runtime(seed: int, runtime_config: dict) -> dict:
             tf.config.threading.set_inter_op_parallelism_threads(inter)
     except RuntimeError:
         pass  # TF already initialised in this process (e.g. a second run in one test session)
-    keras.utils.set_random_seed(seed)
-    deterministic = bool(runtime_config.get("deterministic", False))
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     return {
-        "deterministic": deterministic,
-        "jit_compile": bool(runtime_config.get("jit_compile", False)),
-        "eval_batch_size": int(runtime_config.get("eval_batch_size", 1024)),
-        "steps_per_execution": int(runtime_config.get("steps_per_execution", 1)),
-        "gc_pause": bool(runtime_config.get("gc_pause", False)),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-        "backend": keras.backend.backend(),
         # Speed settings fixed outside the config, which change kernels but not the model:
         # oneDNN on/off is read by TF at import (unset = TF's default, on for x86 CPUs), and
         # any grappler option set in this process (empty = TF's defaults).
@@ -47,6 +141,34 @@ def configure_runtime(seed: int, runtime_config: dict) -> dict:
         "graph_options": {k: v for k, v in tf.config.optimizer.get_experimental_options().items()
                           if isinstance(v, bool | int | float | str)},
     }
+
+
+def _jax_threads() -> dict:
+    """JAX: one thread when select_backend set XLA's single-thread flags, else XLA's default (0)."""
+    single = "--xla_cpu_multi_thread_eigen=false" in os.environ.get("XLA_FLAGS", "").split()
+    return {"intra_op_threads": 1 if single else 0, "inter_op_threads": 0}
+
+
+def gpu_names() -> list[str]:
+    """The GPUs the Keras backend sees (none before Keras is imported)."""
+    if "keras" not in sys.modules:
+        return []
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    import tensorflow as tf
+
+    names = []
+    for device in tf.config.list_physical_devices("GPU"):
+        try:
+            details = tf.config.experimental.get_device_details(device)
+            names.append(details.get("device_name", device.name))
+        except (RuntimeError, ValueError):
+            names.append(device.name)
+    return names
 
 
 def _onednn_setting() -> str:
