@@ -36,7 +36,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 PLAIN = ["runtime.jit_compile=false", "runtime.steps_per_execution=1", "runtime.intra_op_threads=0", "runtime.inter_op_threads=0",
-         "runtime.eval_batch_size=128", "runtime.gc_pause=false"]
+         "runtime.eval_batch_size=128", "runtime.gc_pause=false", "runtime.mixed_precision=float32"]
 # harness variants: `mnistexp run --set ...` for each
 OVERRIDES = {"harness": [], "plain": PLAIN, "nogc": ["runtime.gc_pause=false"],
              "fp32": ["runtime.mixed_precision=float32"], "bf16": ["runtime.mixed_precision=mixed_bfloat16"],

@@ -18,11 +18,13 @@ HEARTBEAT_SECONDS, so a record left `running` by a killed process is recognisabl
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import signal
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -169,16 +171,21 @@ class RecordWriter:
 class StopSignals:
     """Ctrl-C (SIGINT) and SIGTERM end the run `interrupted`, in the main thread only.
 
-    The handler raises RunInterrupted and also remembers the request: Python drops an exception
-    raised while it runs a garbage-collection callback or a __del__ (some libraries register
-    those), so the training callback checks the request between steps as well.
+    The handler raises RunInterrupted and also remembers the request. Python drops (and prints
+    with a traceback) an exception raised while it runs a garbage collection, its callbacks or
+    a __del__ (JAX, which Keras imports when it is installed, registers such a callback); so
+    during a collection the handler only remembers, and the run checks the request between
+    training steps and before it completes.
     """
 
     requested: str | None = None
+    in_gc: bool = False
 
     def __enter__(self):
         StopSignals.requested = None
+        StopSignals.in_gc = False
         self.previous = {}
+        self.gc_marks = []
         if threading.current_thread() is threading.main_thread():
             reasons = {signal.SIGTERM: "terminated (SIGTERM)"}
             if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not ignored (nohup, `&`)
@@ -186,16 +193,25 @@ class StopSignals:
 
             def handler(signum, frame):
                 StopSignals.requested = reasons[signum]
-                raise RunInterrupted(reason=reasons[signum])
+                if not StopSignals.in_gc:
+                    raise RunInterrupted(reason=reasons[signum])
 
             for signum in reasons:
                 self.previous[signum] = signal.signal(signum, handler)
+            # First at "start", last at "stop": the window covers every other callback too.
+            self.gc_marks = [_gc_mark("start", True), _gc_mark("stop", False)]
+            gc.callbacks.insert(0, self.gc_marks[0])
+            gc.callbacks.append(self.gc_marks[1])
         return self
 
     def __exit__(self, *exc):
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
+        for mark in self.gc_marks:
+            if mark in gc.callbacks:
+                gc.callbacks.remove(mark)
         StopSignals.requested = None
+        StopSignals.in_gc = False
         return False
 
     @staticmethod
@@ -203,6 +219,28 @@ class StopSignals:
         """Raise RunInterrupted if a stop was requested and its exception got lost."""
         if StopSignals.requested:
             raise RunInterrupted(reason=StopSignals.requested)
+
+
+@contextmanager
+def _global_policy_kept():
+    """The run sets Keras' global dtype policy (runtime.mixed_precision); put back the previous
+    one afterwards, so code that runs next in this process (a test, `show` after `run` in a
+    notebook) does not build or load models in the run's precision."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _gc_mark(phase: str, value: bool):
+    def mark(current, info):
+        if current == phase:
+            StopSignals.in_gc = value
+
+    return mark
 
 
 def _liveness_callback(writer: RecordWriter):
@@ -259,7 +297,7 @@ def run_lifecycle(config: dict, splits: list, run_dir, record: dict, hooks: RunH
     run_dir = Path(run_dir)
     data_config, input_shape = config["data"], config["model"]["input_shape"]
     folds = len(splits) > 1 or splits[0].fold is not None
-    with StopSignals():
+    with StopSignals(), _global_policy_kept():
         t0 = time.perf_counter()
         arrays = first_arrays or prepare_arrays(splits[0].dataset, data_config, input_shape)
         record["runtime"] = configure_runtime(config["train"]["seed"], config["runtime"])
@@ -278,6 +316,7 @@ def run_lifecycle(config: dict, splits: list, run_dir, record: dict, hooks: RunH
             hooks.start(run_dir, record)
             _run_splits(config, splits, run_dir, record, hooks, writer, verbose, extra_callbacks,
                         arrays, model, folds)
+            StopSignals.check()  # a stop that came during a garbage collection after the last step
             _close(record, hooks, writer, "completed", None, t_start)
         except KeyboardInterrupt as exc:
             reason = exc.reason if isinstance(exc, RunInterrupted) else "interrupted by the user (Ctrl-C)"

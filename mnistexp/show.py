@@ -138,7 +138,9 @@ def layer_activations(model, image) -> list[tuple[str, np.ndarray]]:
     outputs = probe([image[np.newaxis].astype("float32")], training=False)
     if not isinstance(outputs, (list, tuple)):
         outputs = [outputs]
-    return [(layer.name, np.asarray(output)[0]) for layer, output in zip(model.layers, outputs, strict=True)]
+    # float32 for plotting: a mixed-precision model's hidden layers output bfloat16
+    return [(layer.name, np.asarray(output, dtype=np.float32)[0])
+            for layer, output in zip(model.layers, outputs, strict=True)]
 
 
 def plot_activations(path: Path, model, image, raw_image, true_name: str, index: int,

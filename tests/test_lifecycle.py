@@ -131,3 +131,38 @@ def test_nan_loss_is_a_failed_run_with_one_error_line(tiny_data_dir, tmp_path):
     record = json.loads(record_path.read_text())  # strict JSON: no NaN was written
     assert record["status"] == "failed" and record["error"].startswith("diverged:")
     assert record["metrics"]["test_accuracy"] is None
+
+
+def test_a_stop_during_garbage_collection_is_kept_not_printed_and_ends_the_run():
+    # Python prints and drops an exception raised inside a gc callback (JAX registers one when
+    # Keras imports it): the handler must remember the stop there, and the run raise it after.
+    import gc
+    import os
+    import sys
+
+    import pytest
+
+    from mnistexp.experiment.hooks import RunInterrupted
+    from mnistexp.experiment.lifecycle import StopSignals
+
+    def send_sigint(phase, info):
+        if phase == "start":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # Python runs the handler at its next check, still in this callback
+
+    printed = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = printed.append
+    try:
+        with pytest.raises(RunInterrupted), StopSignals():
+            gc.callbacks.append(send_sigint)
+            try:
+                gc.collect()
+            finally:
+                gc.callbacks.remove(send_sigint)
+            assert StopSignals.requested == "interrupted by the user (Ctrl-C)"
+            StopSignals.check()
+    finally:
+        sys.unraisablehook = hook
+    assert printed == []
+    assert not [cb for cb in gc.callbacks if getattr(cb, "__qualname__", "").startswith("_gc_mark")]

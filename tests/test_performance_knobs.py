@@ -221,3 +221,12 @@ def test_jax_backend_runs_the_same_experiment(tiny_data_dir, tmp_path):
     tf_record = read_record(_run(tiny_data_dir, tmp_path / "tf"))
     assert record["experiment"]["fingerprint"] == tf_record["experiment"]["fingerprint"]
     _check_run(jax_dir)  # trained to a sane loss, and its model.keras loads under TensorFlow
+
+
+def test_a_deterministic_run_does_not_leave_determinism_on_for_the_next(tiny_data_dir, tmp_path):
+    # TF's op determinism is process-wide and makes Keras drop XLA; a later run must get what it asks.
+    first = read_record(_run(tiny_data_dir, tmp_path / "a", "runtime.deterministic=true"))
+    assert first["runtime"]["deterministic"] is True
+    second = read_record(_run(tiny_data_dir, tmp_path / "b", "runtime.jit_compile=true"))
+    assert second["runtime"]["deterministic"] is False
+    assert second["runtime"]["jit_compile"] is True

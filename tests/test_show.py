@@ -117,3 +117,20 @@ def test_show_and_evaluate_reuse_the_data_folder_the_run_read(tiny_data_dir, tmp
     scored = CliRunner().invoke(cli, ["evaluate", str(run_dir), "--results-dir", str(tmp_path / "results")])
     assert scored.exit_code == 0, scored.output
     assert not (tmp_path / "empty-cache").exists() or not any((tmp_path / "empty-cache").rglob("*.gz"))
+
+
+def test_show_works_on_a_mixed_precision_model(tiny_data_dir, tmp_path):
+    import keras
+
+    args = ["run", "--data-dir", str(tiny_data_dir), "--results-dir", str(tmp_path), "-q",
+            "--set", "runtime.mixed_precision=mixed_bfloat16"]
+    for item in TINY:
+        args += ["--set", item]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    # as in a new `mnistexp show` process: the run's bfloat16 policy is not the global one
+    assert keras.mixed_precision.global_policy().name == "float32"
+    run = next(p for p in tmp_path.iterdir() if p.is_dir())
+    result = CliRunner().invoke(cli, ["show", str(run), "--data-dir", str(tiny_data_dir), "--samples", "4"])
+    assert result.exit_code == 0, result.output
+    with Image.open(run / "show" / "activations.png") as image:
+        image.verify()

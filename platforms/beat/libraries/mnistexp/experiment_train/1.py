@@ -131,6 +131,13 @@ def _configure_tensorflow(runtime_config: dict, deterministic: bool) -> dict:
         pass  # TF already initialised in this process (e.g. a second run in one test session)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+    else:
+        # A deterministic run earlier in this process (tests, a notebook, in-process trials)
+        # leaves TF's determinism on, which also makes Keras drop XLA; turn it off again.
+        from tensorflow.python.framework import config as tf_framework_config
+
+        if tf_framework_config.is_op_determinism_enabled():
+            tf_framework_config.disable_op_determinism()
     return {
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
