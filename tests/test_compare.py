@@ -395,3 +395,24 @@ def test_demo_folder_is_read_only_when_named(results):
     assert _json(results)["n_runs"] == 8
     assert _json(demo)["n_runs"] == 1
     assert _json(results, demo)["n_runs"] == 9
+
+
+def test_runs_in_different_precision_are_one_experiment_with_a_note(tmp_path):
+    for seed, precision in enumerate(["float32", "float32", "mixed_bfloat16"]):
+        record = make_record("local", seed=seed)
+        record["runtime"]["mixed_precision"] = precision
+        write_run(tmp_path, record)
+    old = make_record("kaggle", seed=7)
+    # a record from before the setting (neither its runtime nor its config has it): it ran float32
+    del old["runtime"]["mixed_precision"]
+    del old["experiment"]["config"]["runtime"]["mixed_precision"]
+    write_run(tmp_path, old)
+    data = _json(tmp_path)
+    assert data["n_groups"] == 1
+    note = ("runs differ in runtime.mixed_precision (float32: 3, mixed_bfloat16: 1); "
+            "--by runtime.mixed_precision compares them")
+    assert note in data["groups"][0]["notes"]
+    split = _json(tmp_path, "--by", "runtime.mixed_precision")["groups"][0]
+    assert sorted((r["value"], r["n"]) for r in split["rows"]) == [("(none)", 1), ("float32", 2),
+                                                                   ("mixed_bfloat16", 1)]
+    assert not any("differ in runtime.mixed_precision" in n for n in split["notes"])

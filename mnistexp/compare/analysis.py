@@ -90,6 +90,11 @@ def _parse_sort(sort: str | None) -> tuple[str, bool]:
     return key, descending
 
 
+# Runtime settings that change the arithmetic but not the experiment (fingerprint), with the value
+# a record from before the setting existed ran with.
+RUNTIME_NOTED = {"runtime.mixed_precision": "float32", "runtime.backend": "tensorflow"}
+
+
 def _group(fp: str, members: list[Run], by: str, reference: dict | None, row_runs: dict,
            margin: float, now, host: str) -> dict:
     records = [r.record for r in members]
@@ -108,6 +113,13 @@ def _group(fp: str, members: list[Run], by: str, reference: dict | None, row_run
         missing = sum(1 for r in usable if get_field(r.record, path) is None)
         if missing:
             notes.append(f"{missing} of {len(usable)} runs lack {path}")
+    for path, default in RUNTIME_NOTED.items():
+        # Same experiment, but not the same arithmetic: say so, and how to split the rows.
+        name = path.split(".", 1)[1]
+        counts = Counter(field_text((r.record.get("runtime") or {}).get(name) or default) for r in usable)
+        if len(counts) > 1 and path != by:
+            detail = ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+            notes.append(f"runs differ in {path} ({detail}); --by {path} compares them")
     rows_by: dict[str, list[Run]] = defaultdict(list)
     for run in usable:
         rows_by[field_text(get_field(run.record, by))].append(run)
