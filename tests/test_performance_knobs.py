@@ -154,6 +154,8 @@ def test_mixed_precision_keeps_the_output_float32_and_does_not_leak_into_the_nex
 
 @pytest.mark.parametrize("requested, backend, on_gpu, flags, onednn, expected", [
     ("auto", "tensorflow", False, {"avx512f", "amx_bf16"}, None, "mixed_bfloat16"),  # AMX: bf16 pays
+    ("auto", "tensorflow", False, {"amx_bf16"}, "isa:AVX2", "float32"),  # oneDNN capped below AMX
+    ("auto", "tensorflow", False, {"amx_bf16"}, "isa:AVX512_CORE_AMX", "mixed_bfloat16"),
     ("auto", "tensorflow", False, {"avx2", "fma"}, None, "float32"),  # emulated bf16 would be slower
     ("auto", "tensorflow", False, {"amx_bf16"}, "0", "float32"),  # no oneDNN, no AMX kernels
     ("auto", "tensorflow", True, {"amx_bf16"}, None, "float32"),  # the GPU trains, not the host CPU
@@ -165,9 +167,11 @@ def test_auto_precision_is_bf16_only_where_it_was_measured_to_pay(monkeypatch, r
     from mnistexp.experiment import train
 
     monkeypatch.setattr(train, "cpu_flags", lambda: set(flags))
-    if onednn is None:
-        monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
-    else:
+    for name in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+    if onednn and onednn.startswith("isa:"):
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", onednn[4:])
+    elif onednn is not None:
         monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", onednn)
     assert train.choose_precision(requested, backend, on_gpu) == expected
 

@@ -100,9 +100,17 @@ def choose_precision(requested: str, backend: str = "tensorflow", on_gpu: bool =
     """
     if requested != "auto":
         return requested
-    if not on_gpu and backend == "tensorflow" and _onednn_setting() not in ("0", "false") and "amx_bf16" in cpu_flags():
+    if (not on_gpu and backend == "tensorflow" and _onednn_setting() not in ("0", "false")
+            and "amx_bf16" in cpu_flags() and _onednn_may_use_amx()):
         return "mixed_bfloat16"
     return "float32"
+
+
+def _onednn_may_use_amx() -> bool:
+    """False when oneDNN's ISA is capped below AMX (ONEDNN_MAX_CPU_ISA=AVX2, say): TF then finds
+    no bfloat16 convolution kernel at all (seen: "could not create a primitive descriptor")."""
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return cap in ("", "ALL", "DEFAULT") or "AMX" in cap
 
 
 def cpu_flags() -> set[str]:
