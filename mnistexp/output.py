@@ -35,7 +35,23 @@ def print_run_summary(record: dict, run_dir: Path, quiet: bool = False) -> None:
         what = f"{n_train:,} images x {epochs} epoch{'s' if epochs != 1 else ''}, " if n_train else ""
         # Per-epoch wall time includes the validation pass: what a stopwatch on the epochs shows.
         table.add_row("speed", f"{speed:,.0f} training images/s  ({what}validation time included)")
+    runs_on = runtime_summary(record.get("runtime") or {})
+    if runs_on:
+        table.add_row("runs on", runs_on)
     table.add_row("total time", f"{timings['total_s']:.1f} s")
     table.add_row("fingerprint", record["experiment"]["fingerprint"])
     table.add_row("record", str(run_dir / "record.json"))
     console().print(table)
+
+
+def runtime_summary(runtime: dict) -> str:
+    """Backend, device, precision and XLA as the run resolved them ("auto" settings decide the
+    speed): e.g. "tensorflow on cpu, mixed_bfloat16, XLA off"."""
+    if not runtime.get("backend"):
+        return ""
+    parts = [f"{runtime['backend']} on {runtime.get('devices', 'cpu')}"]
+    if runtime.get("mixed_precision"):
+        parts.append(runtime["mixed_precision"])
+    if isinstance(runtime.get("jit_compile"), bool):
+        parts.append("XLA on" if runtime["jit_compile"] else "XLA off")
+    return ", ".join(parts)

@@ -235,3 +235,12 @@ def test_a_deterministic_run_does_not_leave_determinism_on_for_the_next(tiny_dat
     second = read_record(_run(tiny_data_dir, tmp_path / "b", "runtime.jit_compile=true"))
     assert second["runtime"]["deterministic"] is False
     assert second["runtime"]["jit_compile"] is True
+
+
+def test_the_run_summary_says_what_the_auto_settings_resolved_to(tiny_data_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["run", "--data-dir", str(tiny_data_dir), "--results-dir", str(tmp_path),
+                                      "--epochs", "1", "--batch-size", "32",
+                                      "--set", "runtime.mixed_precision=mixed_bfloat16"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if "runs on" in line)
+    assert "tensorflow on cpu, mixed_bfloat16, XLA off" in line

@@ -91,7 +91,7 @@ def choose_precision(requested: str, backend: str = "tensorflow", on_gpu: bool =
 
     `auto` is bfloat16 compute (float32 weights, float32 output layer) on a CPU with AMX-BF16
     under TensorFlow's oneDNN kernels: about 2x the images/s of float32 there, same accuracy.
-    Everywhere else float32: on CPUs without AMX bfloat16 is emulated, and on a GPU (H200,
+    Everywhere else float32: CPUs without AMX have no fast bfloat16 kernels, and on a GPU (H200,
     JAX) its faster steps did not pay back its longer XLA compilation within a 12-epoch run
     (benchmarks/README.md).
     """
